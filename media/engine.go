@@ -1,0 +1,218 @@
+package media
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// Payload types offered for the two codecs (the usual browser numbers).
+const (
+	payloadTypeVP8  = 96
+	payloadTypeOpus = 111
+)
+
+// EngineConfig configures an Engine: which network paths ICE may use and how
+// fast a dead path is given up. The zero value is usable; zero durations take
+// the defaults of DefaultEngineConfig.
+type EngineConfig struct {
+	// IncludeLoopback also gathers loopback candidates (127.0.0.1, ::1), for
+	// calls between nodes on one machine.
+	IncludeLoopback bool
+	// LoopbackOnly gathers loopback UDPv4 candidates only, without mDNS and
+	// without ICEServers: fast and deterministic, for tests on one machine.
+	LoopbackOnly bool
+	// ICEServers are STUN/TURN servers (the relays' pion/turn). Ignored when
+	// LoopbackOnly.
+	ICEServers []webrtc.ICEServer
+	// RelayOnly restricts ICE to TURN relay candidates (privacy mode: the partner
+	// never learns this node's addresses). It needs a TURN server in ICEServers.
+	RelayOnly bool
+	// UDPPortMin and UDPPortMax bound the local UDP ports ICE uses; 0, 0 means
+	// ephemeral ports.
+	UDPPortMin, UDPPortMax uint16
+	// DisconnectedTimeout: ICE reports disconnected after this long without
+	// traffic from the partner. FailedTimeout: ICE fails this long after that,
+	// so a vanished partner is reported (StateFailed) after
+	// DisconnectedTimeout+FailedTimeout; the same total bounds how long ICE
+	// checks may run before the first candidate pair works. KeepaliveInterval:
+	// how often ICE sends keepalives on an idle connection.
+	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
+	// Logger receives pion's own logs (levels shifted down one step: pion's
+	// errors at Warn, its warnings and info at Debug). nil means slog.Default().
+	Logger *slog.Logger
+
+	// ignoreRemoteClose makes the PeerConnection ignore a DTLS close_notify from
+	// the partner, so tests can see a partner vanish without saying goodbye.
+	ignoreRemoteClose bool
+}
+
+// Defaults for the ICE timers.
+const (
+	DefaultDisconnectedTimeout = 2 * time.Second
+	DefaultFailedTimeout       = 5 * time.Second
+	DefaultKeepaliveInterval   = 1 * time.Second
+)
+
+// DefaultEngineConfig is the configuration for real calls: all interfaces,
+// no loopback, ICE timers such that a vanished partner is noticed within
+// about 7 s.
+func DefaultEngineConfig() EngineConfig {
+	return EngineConfig{
+		DisconnectedTimeout: DefaultDisconnectedTimeout,
+		FailedTimeout:       DefaultFailedTimeout,
+		KeepaliveInterval:   DefaultKeepaliveInterval,
+	}
+}
+
+// LoopbackEngineConfig is for tests and single-machine demos: loopback only and
+// fast ICE timers (a vanished partner is noticed within about 2 s).
+func LoopbackEngineConfig() EngineConfig {
+	return EngineConfig{
+		LoopbackOnly:        true,
+		IncludeLoopback:     true,
+		DisconnectedTimeout: 1 * time.Second,
+		FailedTimeout:       1 * time.Second,
+		KeepaliveInterval:   250 * time.Millisecond,
+	}
+}
+
+// Validate reports whether c makes sense. Errors wrap ErrBadConfig.
+func (c EngineConfig) Validate() error {
+	switch {
+	case c.UDPPortMin > c.UDPPortMax:
+		return fmt.Errorf("%w: UDP port range %d-%d is empty", ErrBadConfig, c.UDPPortMin, c.UDPPortMax)
+	case c.UDPPortMin == 0 && c.UDPPortMax != 0:
+		return fmt.Errorf("%w: UDP port range needs both ends (got 0-%d)", ErrBadConfig, c.UDPPortMax)
+	case c.DisconnectedTimeout < 0 || c.FailedTimeout < 0 || c.KeepaliveInterval < 0:
+		return fmt.Errorf("%w: negative ICE timeout", ErrBadConfig)
+	case c.RelayOnly && c.LoopbackOnly:
+		return fmt.Errorf("%w: RelayOnly and LoopbackOnly exclude each other", ErrBadConfig)
+	}
+	return nil
+}
+
+func (c EngineConfig) withDefaults() EngineConfig {
+	if c.DisconnectedTimeout == 0 {
+		c.DisconnectedTimeout = DefaultDisconnectedTimeout
+	}
+	if c.FailedTimeout == 0 {
+		c.FailedTimeout = DefaultFailedTimeout
+	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = DefaultKeepaliveInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.LoopbackOnly {
+		c.IncludeLoopback = true
+		c.ICEServers = nil
+	}
+	return c
+}
+
+// Engine builds the sessions of one node. It holds one pion API (codecs,
+// interceptors, network settings), no network resources of its own, and is
+// safe for concurrent use. It needs no Close.
+type Engine struct {
+	api *webrtc.API
+	cfg EngineConfig
+}
+
+// NewEngine builds an Engine: a MediaEngine with VP8 and Opus only, pion's
+// default interceptors (NACK, RTCP reports, TWCC, stats) and a SettingEngine
+// with cfg's network settings and ICE timers.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+
+	m := &webrtc.MediaEngine{}
+	videoFeedback := []webrtc.RTCPFeedback{
+		{Type: webrtc.TypeRTCPFBGoogREMB},
+		{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+		{Type: webrtc.TypeRTCPFBNACK},
+		{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback,
+		},
+		PayloadType: payloadTypeVP8,
+	}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("media: register VP8: %w", err)
+	}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: payloadTypeOpus,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("media: register Opus: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, fmt.Errorf("media: register interceptors: %w", err)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log: cfg.Logger}}
+	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, cfg.KeepaliveInterval)
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.LoopbackOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		if names := loopbackInterfaces(); len(names) > 0 {
+			se.SetInterfaceFilter(func(name string) bool { return names[name] })
+		}
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if cfg.UDPPortMin != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("%w: UDP port range: %w", ErrBadConfig, err)
+		}
+	}
+	if cfg.ignoreRemoteClose {
+		se.DisableCloseByDTLS(true)
+	}
+
+	api := webrtc.NewAPI(
+		webrtc.WithMediaEngine(m),
+		webrtc.WithInterceptorRegistry(reg),
+		webrtc.WithSettingEngine(se),
+	)
+	return &Engine{api: api, cfg: cfg}, nil
+}
+
+func (e *Engine) peerConfig() webrtc.Configuration {
+	c := webrtc.Configuration{ICEServers: e.cfg.ICEServers}
+	if e.cfg.RelayOnly {
+		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return c
+}
+
+// loopbackInterfaces names the loopback interfaces ("lo" on Linux, "lo0" on
+// BSDs), or nil if the interfaces cannot be listed.
+func loopbackInterfaces() map[string]bool {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	names := map[string]bool{}
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagLoopback != 0 {
+			names[ifc.Name] = true
+		}
+	}
+	return names
+}
