@@ -1,0 +1,133 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"serendip/discovery"
+	"serendip/internal/limit"
+)
+
+// claimReadTimeout bounds how long a target waits for the claim frame itself.
+const claimReadTimeout = 5 * time.Second
+
+// SendClaim opens a stream to the target, writes the claim and waits for the
+// reply until ctx ends. The stream may run over a relayed (limited) connection.
+func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim) (discovery.Reply, error) {
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "claim"), to, discovery.ClaimProtocol)
+	if err != nil {
+		return discovery.Reply{}, fmt.Errorf("claim %s: open stream: %w", to, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetDeadline(dl)
+	}
+	err = discovery.WriteClaim(s, c)
+	if err == nil {
+		err = s.CloseWrite()
+	}
+	if err != nil {
+		s.Reset()
+		return discovery.Reply{}, fmt.Errorf("claim %s: write: %w", to, err)
+	}
+	r, err := discovery.ReadReply(s, c.ID)
+	if err != nil {
+		s.Reset()
+		return discovery.Reply{}, fmt.Errorf("claim %s: reply: %w", to, err)
+	}
+	_ = s.Close()
+	return r, nil
+}
+
+// ClaimHandler decides on an inbound claim. It may block until it has an
+// answer, but must return when ctx ends; ok=false means no answer (the stream
+// is reset).
+type ClaimHandler func(ctx context.Context, from peer.ID, c discovery.Claim) (r discovery.Reply, ok bool)
+
+// ReplyFailed learns that a reply could not be delivered (the claimer
+// gave up or vanished): an Accept that never arrived is a match only one
+// side believes in.
+type ReplyFailed func(from peer.ID, r discovery.Reply)
+
+// ClaimServer answers inbound claims on a host.
+type ClaimServer struct {
+	h       host.Host
+	handle  ClaimHandler
+	failed  ReplyFailed
+	maxWait time.Duration
+	log     *slog.Logger
+	limits  *limit.PerPeer
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// ServeClaims registers the claim protocol on h. Each inbound claim is handed
+// to handle with at most maxWait to answer; failed hears of replies that could
+// not be written. A peer may open at most
+// perSecond claims a second (burst 4); more are reset with a debug log line.
+func ServeClaims(h host.Host, handle ClaimHandler, failed ReplyFailed, maxWait time.Duration, perSecond float64, log *slog.Logger) *ClaimServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cs := &ClaimServer{h: h, handle: handle, failed: failed, maxWait: maxWait, log: log,
+		limits: limit.NewPerPeer(perSecond, 4), ctx: ctx, cancel: cancel}
+	h.SetStreamHandler(discovery.ClaimProtocol, cs.serve)
+	return cs
+}
+
+// Close removes the handler, cancels waiting claims and waits for them.
+func (cs *ClaimServer) Close() error {
+	cs.h.RemoveStreamHandler(discovery.ClaimProtocol)
+	cs.cancel()
+	cs.wg.Wait()
+	return nil
+}
+
+func (cs *ClaimServer) serve(s network.Stream) {
+	if cs.ctx.Err() != nil {
+		s.Reset()
+		return
+	}
+	cs.wg.Add(1)
+	defer cs.wg.Done()
+	from := s.Conn().RemotePeer()
+	if !cs.limits.Allow(from) {
+		cs.log.Debug("claim dropped: rate limit", "peer", from)
+		s.Reset()
+		return
+	}
+	_ = s.SetReadDeadline(time.Now().Add(claimReadTimeout))
+	c, err := discovery.ReadClaim(s)
+	if err != nil {
+		cs.log.Debug("claim dropped", "peer", from, "err", err)
+		s.Reset()
+		return
+	}
+	ctx, cancel := context.WithTimeout(cs.ctx, cs.maxWait)
+	r, ok := cs.handle(ctx, from, c)
+	cancel()
+	if !ok {
+		s.Reset()
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(claimReadTimeout))
+	err = discovery.WriteReply(s, r)
+	if err == nil {
+		err = s.Close()
+	}
+	if err != nil {
+		cs.log.Debug("claim reply not sent", "peer", from, "err", err)
+		s.Reset()
+		if cs.failed != nil {
+			cs.failed(from, r)
+		}
+	}
+}
