@@ -1,0 +1,269 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"serendip/discovery"
+)
+
+// State is what GET /api/state returns.
+type State struct {
+	PeerID  string `json:"peer_id"`
+	Network string `json:"network"`
+	// State is idle, searching, matched (call being set up) or in_call.
+	State   string `json:"state"`
+	Partner string `json:"partner"`
+	MatchID string `json:"match_id,omitempty"`
+	// CallSeconds is how long the current call has had media.
+	CallSeconds float64 `json:"call_seconds"`
+	// Calls counts completed calls (media connected, then ended).
+	Calls int `json:"calls"`
+	// Media counts the current call, or the last one when there is none.
+	Media MediaState `json:"media"`
+	// Available is how many peers this node knows to be searching.
+	Available int `json:"available"`
+	// Lonely: searching with nobody else available.
+	Lonely bool `json:"lonely"`
+	// Peers is the number of libp2p peers connected.
+	Peers int `json:"peers"`
+	// LastEnd is why the last call ended.
+	LastEnd string `json:"last_end,omitempty"`
+}
+
+// MediaState counts what the stranger sent.
+type MediaState struct {
+	VideoFramesReceived  uint64 `json:"video_frames_received"`
+	AudioPacketsReceived uint64 `json:"audio_packets_received"`
+	BytesReceived        uint64 `json:"bytes_received"`
+	VideoFramesSent      uint64 `json:"video_frames_sent"`
+	AudioPacketsSent     uint64 `json:"audio_packets_sent"`
+}
+
+// State returns a snapshot of the node.
+func (n *Node) State() (State, error) {
+	var st State
+	err := n.query(func() { st = n.state() })
+	return st, err
+}
+
+func (n *Node) state() State {
+	ms := n.m.Status()
+	st := State{
+		PeerID:    n.h.ID().String(),
+		Network:   n.cfg.Network,
+		Calls:     n.calls,
+		Available: ms.PoolSize,
+		Lonely:    ms.Lonely,
+		Peers:     len(n.h.Network().Peers()),
+		LastEnd:   n.lastEnd,
+	}
+	stats := n.last
+	switch ms.State {
+	case discovery.StateIdle:
+		st.State = "idle"
+	case discovery.StateMatched:
+		st.State = "matched"
+		st.Partner = peer.ID(ms.Partner).String()
+		st.MatchID = ms.MatchID.String()
+		if c := n.call; c != nil {
+			stats = c.sess.Stats()
+			if c.connected {
+				st.State = "in_call"
+				st.CallSeconds = time.Since(c.connectedAt).Seconds()
+			}
+		}
+	default:
+		st.State = "searching"
+	}
+	st.Media = MediaState{
+		VideoFramesReceived:  stats.VideoFramesReceived,
+		AudioPacketsReceived: stats.AudioPacketsReceived,
+		BytesReceived:        stats.BytesReceived,
+		VideoFramesSent:      stats.VideoFramesSent,
+		AudioPacketsSent:     stats.AudioPacketsSent,
+	}
+	return st
+}
+
+// History returns the node's finished calls, oldest first.
+func (n *Node) History() ([]CallRecord, error) {
+	var h []CallRecord
+	err := n.query(func() { h = append([]CallRecord{}, n.history...) })
+	return h, err
+}
+
+// Start begins searching for a stranger. Starting while already searching
+// is fine; while matched or in a call it is ErrInCall.
+func (n *Node) Start(interests []string) error {
+	var err error
+	qerr := n.query(func() {
+		switch n.m.Status().State {
+		case discovery.StateIdle:
+			n.step(discovery.Start{Interests: interests})
+		case discovery.StateMatched:
+			err = ErrInCall
+		}
+	})
+	return errors.Join(qerr, err)
+}
+
+// Next ends the current call, if any, and searches again at once.
+func (n *Node) Next() error {
+	var err error
+	qerr := n.query(func() {
+		if n.m.Status().State == discovery.StateIdle {
+			err = ErrNotStarted
+			return
+		}
+		n.step(discovery.Next{})
+	})
+	return errors.Join(qerr, err)
+}
+
+// Stop ends the current call, if any, and stops searching.
+func (n *Node) Stop() error {
+	return n.query(func() { n.step(discovery.Stop{}) })
+}
+
+// Block keeps p out of every future match (it is saved in the data dir); an
+// empty p means the current partner, whose call ends.
+func (n *Node) Block(p peer.ID) error {
+	var err error
+	qerr := n.query(func() {
+		if p == "" {
+			if n.call == nil {
+				err = ErrNoPartner
+				return
+			}
+			p = n.call.peer
+		}
+		if err = n.blocks.add(p); err != nil {
+			return
+		}
+		n.step(discovery.Block{Peer: discovery.PeerID(p)})
+	})
+	return errors.Join(qerr, err)
+}
+
+// maxBody bounds API request bodies.
+const maxBody = 16 << 10
+
+// Handler serves the JSON API:
+//
+//	GET  /api/state
+//	GET  /api/calls   finished calls, oldest first
+//	POST /api/start   optional body {"interests": ["music", ...]}
+//	POST /api/next
+//	POST /api/stop
+//	POST /api/block   optional body {"peer": "<peer id>"} (default: the partner)
+//
+// Errors are {"error": "..."} with a fitting status code.
+func (n *Node) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.State()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, r *http.Request) {
+		h, err := n.History()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, h)
+	})
+	mux.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Interests []string `json:"interests"`
+		}
+		if err := readBody(r, &body); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return
+		}
+		n.respond(w, n.Start(discovery.NormalizeInterests(body.Interests)))
+	})
+	mux.HandleFunc("POST /api/next", func(w http.ResponseWriter, r *http.Request) {
+		n.respond(w, n.Next())
+	})
+	mux.HandleFunc("POST /api/stop", func(w http.ResponseWriter, r *http.Request) {
+		n.respond(w, n.Stop())
+	})
+	mux.HandleFunc("POST /api/block", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Peer string `json:"peer"`
+		}
+		if err := readBody(r, &body); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return
+		}
+		var p peer.ID
+		if body.Peer != "" {
+			var err error
+			if p, err = peer.Decode(body.Peer); err != nil {
+				writeJSON(w, http.StatusBadRequest, apiError{"bad peer id: " + err.Error()})
+				return
+			}
+		}
+		n.respond(w, n.Block(p))
+	})
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, apiError{"no such API call: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// respond writes the state after a successful action, or the error.
+func (n *Node) respond(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := n.State()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrClosed):
+		code = http.StatusServiceUnavailable
+	case errors.Is(err, ErrInCall), errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoPartner):
+		code = http.StatusConflict
+	}
+	writeJSON(w, code, apiError{err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readBody decodes an optional JSON body.
+func readBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return errors.New("bad request body: " + err.Error())
+	}
+	return nil
+}

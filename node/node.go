@@ -1,0 +1,457 @@
+package node
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+
+	"serendip/discovery"
+	"serendip/discovery/p2p"
+	"serendip/internal/bootstrap"
+	"serendip/internal/limit"
+	"serendip/media"
+)
+
+// Config configures a node.
+type Config struct {
+	// Network names the Serendip network; topics and rendezvous derive from it.
+	Network string
+	// Bootstrap peers to join through (relays, or the public IPFS peers).
+	Bootstrap []peer.AddrInfo
+	// DataDir keeps the blocklist; empty keeps nothing.
+	DataDir string
+	// VideoFile (IVF, VP8) and AudioFile (Ogg, Opus) are looped as camera and
+	// microphone; empty sends no such track.
+	VideoFile, AudioFile string
+	// RecordDir, if set, receives one IVF and one Ogg file per call.
+	RecordDir string
+	// Auto searches at launch and again after every call (a bot).
+	Auto bool
+	// CallTime, if positive, hangs up (Next) that long after media connects.
+	CallTime time.Duration
+	// Interests are the tags the node searches with (normalised by New).
+	Interests []string
+	// MDNS finds peers on the LAN.
+	MDNS bool
+	// DHTMode is the node's DHT mode: by default a server until AutoNAT
+	// finds it unreachable, then a client.
+	DHTMode dht.ModeOpt
+	// RendezvousInterval is how often the DHT rendezvous is refreshed.
+	RendezvousInterval time.Duration
+	// Matcher and Media configure the parts.
+	Matcher discovery.Config
+	Media   media.EngineConfig
+	// Seed seeds the matcher's randomness; 0 draws one from crypto/rand.
+	Seed   uint64
+	Logger *slog.Logger
+}
+
+// DefaultConfig is for a node on the internet.
+func DefaultConfig() Config {
+	return Config{
+		Network:            "main",
+		MDNS:               true,
+		DHTMode:            dht.ModeAutoServer,
+		RendezvousInterval: time.Minute,
+		Matcher:            discovery.DefaultConfig(),
+		Media:              media.DefaultEngineConfig(),
+	}
+}
+
+// LocalConfig is for many nodes on one machine: fast timers, loopback media,
+// no mDNS.
+func LocalConfig() Config {
+	c := DefaultConfig()
+	c.MDNS = false
+	c.RendezvousInterval = 5 * time.Second
+	c.Matcher = discovery.LocalConfig()
+	c.Media = media.LoopbackEngineConfig()
+	return c
+}
+
+// Validate reports a configuration error.
+func (c Config) Validate() error {
+	if c.Network == "" {
+		return errors.New("node: empty network name")
+	}
+	if c.RendezvousInterval <= 0 {
+		return errors.New("node: rendezvous interval must be positive")
+	}
+	if c.CallTime < 0 {
+		return errors.New("node: negative call time")
+	}
+	if err := c.Matcher.Validate(); err != nil {
+		return fmt.Errorf("node: matcher: %w", err)
+	}
+	if c.VideoFile != "" {
+		if err := media.CheckVideoFile(c.VideoFile); err != nil {
+			return err
+		}
+	}
+	if c.AudioFile != "" {
+		if err := media.CheckAudioFile(c.AudioFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Node is a running Serendip node on a host it does not own.
+type Node struct {
+	h      host.Host
+	cfg    Config
+	log    *slog.Logger
+	dht    *dht.IpfsDHT
+	ps     *pubsub.PubSub
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	claims *p2p.ClaimServer
+	mdns   mdns.Service
+	engine *media.Engine
+	blocks *blocklist
+
+	signalLimit *limit.PerPeer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	inbox  chan func()
+	once   sync.Once
+
+	// Owned by the loop goroutine.
+	m        *discovery.Matcher
+	queue    []discovery.Event
+	stepping bool
+	replies  map[replyKey]chan discovery.Reply
+	call     *call
+	seq      uint64
+	calls    int
+	last     media.Stats
+	lastEnd  string
+	history  []CallRecord
+}
+
+type replyKey struct {
+	from peer.ID
+	id   discovery.MatchID
+}
+
+// New starts a node on h. The node searches at once if cfg.Auto is set.
+func New(h host.Host, cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Interests = discovery.NormalizeInterests(cfg.Interests)
+	seed := cfg.Seed
+	if seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		seed = binary.LittleEndian.Uint64(b[:])
+	}
+	m, err := discovery.NewMatcher(discovery.PeerID(h.ID()), cfg.Matcher, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if cfg.Media.Logger == nil {
+		cfg.Media.Logger = log.With("part", "media")
+	}
+	engine, err := media.NewEngine(cfg.Media)
+	if err != nil {
+		return nil, fmt.Errorf("node: media: %w", err)
+	}
+	blocks, err := loadBlocklist(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		h: h, cfg: cfg, log: log, engine: engine, blocks: blocks, m: m,
+		signalLimit: limit.NewPerPeer(4, 8),
+		ctx:         ctx, cancel: cancel,
+		inbox:   make(chan func(), 256),
+		replies: make(map[replyKey]chan discovery.Reply),
+	}
+	if err := n.startNetwork(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	for _, p := range blocks.list() {
+		n.step(discovery.Block{Peer: discovery.PeerID(p)})
+	}
+	if cfg.Auto {
+		n.step(discovery.Start{Interests: cfg.Interests})
+	}
+	n.wg.Add(1)
+	go n.run()
+	return n, nil
+}
+
+// startNetwork joins the DHT, the presence topic and registers the protocols.
+func (n *Node) startNetwork() error {
+	var err error
+	n.dht, err = dht.New(n.h, dht.Mode(n.cfg.DHTMode), dht.BootstrapPeers(n.cfg.Bootstrap...))
+	if err != nil {
+		return fmt.Errorf("node: dht: %w", err)
+	}
+	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, pubsub.WithMaxMessageSize(64<<10)); err != nil {
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+	name := discovery.PresenceTopic(n.cfg.Network)
+	if err := p2p.NewValidator(n.cfg.Matcher.PresenceTTL*2, n.log).Register(n.ps, name); err != nil {
+		return fmt.Errorf("node: presence validator: %w", err)
+	}
+	if n.topic, err = n.ps.Join(name); err != nil {
+		return fmt.Errorf("node: join %s: %w", name, err)
+	}
+	if n.sub, err = n.topic.Subscribe(); err != nil {
+		return fmt.Errorf("node: subscribe %s: %w", name, err)
+	}
+	hold := n.cfg.Matcher.HoldTimeout + time.Second
+	n.claims = p2p.ServeClaims(n.h, n.handleClaim, n.replyFailed, hold, 10, n.log)
+	n.h.SetStreamHandler(SignalProtocol, n.handleSignalStream)
+
+	connected := make(chan struct{})
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		bootstrap.Connect(n.ctx, n.h, n.cfg.Bootstrap, n.log, connected)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.rendezvous(connected)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.readPresence()
+	}()
+	if n.cfg.MDNS {
+		n.mdns = mdns.NewMdnsService(n.h, "serendip-"+n.cfg.Network, mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			n.log.Warn("mdns not started", "err", err)
+		}
+	}
+	return nil
+}
+
+// run is the loop: it owns the matcher and the call.
+func (n *Node) run() {
+	defer n.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wake := n.m.Status().NextWake
+		d := time.Hour
+		if !wake.IsZero() {
+			d = max(time.Until(wake), time.Millisecond)
+		}
+		timer.Reset(d)
+		select {
+		case <-n.ctx.Done():
+			if n.call != nil {
+				n.endCall(n.call, "stop", true, false)
+			}
+			return
+		case f := <-n.inbox:
+			f()
+		case <-timer.C:
+			n.step(discovery.Tick{})
+		}
+	}
+}
+
+// post hands f to the loop. It reports false once the node is closing.
+func (n *Node) post(f func()) bool {
+	select {
+	case n.inbox <- f:
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// query runs f on the loop and waits for it.
+func (n *Node) query(f func()) error {
+	done := make(chan struct{})
+	if !n.post(func() { f(); close(done) }) {
+		return ErrClosed
+	}
+	select {
+	case <-done:
+		return nil
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+}
+
+// goAsync runs f on a goroutine the node waits for on Close.
+func (n *Node) goAsync(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// step feeds an event to the matcher and carries out its actions. Events
+// raised while carrying them out are queued, never nested. Loop only.
+func (n *Node) step(ev discovery.Event) {
+	n.queue = append(n.queue, ev)
+	if n.stepping {
+		return
+	}
+	n.stepping = true
+	defer func() { n.stepping = false }()
+	for len(n.queue) > 0 {
+		ev := n.queue[0]
+		n.queue = n.queue[1:]
+		for _, a := range n.m.Step(time.Now(), ev) {
+			n.apply(a)
+		}
+	}
+}
+
+// apply carries out one matcher action. Loop only; never blocks.
+func (n *Node) apply(a discovery.Action) {
+	switch a := a.(type) {
+	case discovery.Announce:
+		n.announce(a)
+	case discovery.SendClaim:
+		n.sendClaim(a.To, a.Claim)
+	case discovery.SendReply:
+		key := replyKey{peer.ID(a.To), a.Reply.ID}
+		if ch, ok := n.replies[key]; ok {
+			ch <- a.Reply
+			delete(n.replies, key)
+		}
+	case discovery.Matched:
+		n.startCall(peer.ID(a.Peer), a.ID, a.Offerer)
+	case discovery.EndCall:
+		if c := n.call; c != nil && c.id == a.ID {
+			n.endCall(c, a.Reason, true, false)
+		} else {
+			n.strayBye(peer.ID(a.Peer), a.ID, a.Reason)
+		}
+	case discovery.StateChanged:
+		n.log.Debug("matcher", "from", a.From, "to", a.To)
+	default:
+		n.log.Debug("unknown matcher action", "action", fmt.Sprintf("%T", a))
+	}
+}
+
+func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
+	timeout := n.cfg.Matcher.ClaimTimeout
+	n.goAsync(func() {
+		// A little longer than the matcher's own timeout, so that a late
+		// accept still arrives and the matcher can call the match off.
+		ctx, cancel := context.WithTimeout(n.ctx, timeout+time.Second)
+		defer cancel()
+		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c)
+		if err != nil {
+			n.log.Debug("claim failed", "peer", peer.ID(to), "err", err)
+			n.post(func() { n.step(discovery.ClaimFailed{To: to, ID: c.ID}) })
+			return
+		}
+		n.post(func() { n.step(discovery.ReplyReceived{From: to, Reply: r}) })
+	})
+}
+
+// handleClaim runs on a claim stream's goroutine: it gives the claim to the
+// matcher and waits for the matcher's reply (which wait-die may delay).
+func (n *Node) handleClaim(ctx context.Context, from peer.ID, c discovery.Claim) (discovery.Reply, bool) {
+	key := replyKey{from, c.ID}
+	ch := make(chan discovery.Reply, 1)
+	if !n.post(func() {
+		if _, dup := n.replies[key]; dup {
+			return // the same claim twice at once: let the first answer
+		}
+		n.replies[key] = ch
+		n.step(discovery.ClaimReceived{From: discovery.PeerID(from), Claim: c})
+	}) {
+		return discovery.Reply{}, false
+	}
+	select {
+	case r := <-ch:
+		return r, true
+	case <-ctx.Done():
+		n.post(func() {
+			if n.replies[key] == ch {
+				delete(n.replies, key)
+			}
+		})
+		return discovery.Reply{}, false
+	}
+}
+
+// replyFailed hears that a reply never reached its claimer. After an
+// accept, the match is one-sided: end it rather than wait for the setup
+// timeout.
+func (n *Node) replyFailed(from peer.ID, r discovery.Reply) {
+	if r.Verdict != discovery.Accept {
+		return
+	}
+	n.post(func() {
+		if c := n.call; c != nil && c.id == r.ID && c.peer == from {
+			n.endCall(c, "claimer gone", false, true)
+		}
+	})
+}
+
+// Close ends the current call (with a bye), leaves the network services and
+// waits for every goroutine. It does not close the host. Idempotent.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		n.cancel()
+		if n.claims != nil {
+			n.claims.Close()
+		}
+		n.h.RemoveStreamHandler(SignalProtocol)
+		if n.mdns != nil {
+			_ = n.mdns.Close()
+		}
+		if n.sub != nil {
+			n.sub.Cancel()
+		}
+		n.wg.Wait()
+		if n.topic != nil {
+			_ = n.topic.Close()
+		}
+		if n.dht != nil {
+			_ = n.dht.Close()
+		}
+	})
+	return nil
+}
+
+// Host returns the node's libp2p host.
+func (n *Node) Host() host.Host { return n.h }
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == m.n.h.ID() {
+		return
+	}
+	m.n.goAsync(func() {
+		ctx, cancel := context.WithTimeout(m.n.ctx, 10*time.Second)
+		defer cancel()
+		if err := m.n.h.Connect(ctx, ai); err != nil {
+			m.n.log.Debug("mdns peer unreachable", "peer", ai.ID, "err", err)
+		}
+	})
+}

@@ -1,0 +1,134 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"serendip/discovery"
+	"serendip/discovery/p2p"
+)
+
+// maxPresenceAddrs bounds the addresses a presence message carries.
+const maxPresenceAddrs = 8
+
+// announce publishes a presence message. Loop only; the publish itself runs
+// on its own goroutine.
+func (n *Node) announce(a discovery.Announce) {
+	// Sequence numbers start from the clock so a restarted node (same peer
+	// id) is not taken for a replay.
+	n.seq = max(n.seq+1, uint64(time.Now().UnixNano()))
+	var addrs [][]byte
+	for _, a := range n.h.Addrs() {
+		if len(addrs) == maxPresenceAddrs {
+			break
+		}
+		addrs = append(addrs, a.Bytes())
+	}
+	b, err := a.Presence(n.seq, addrs).Marshal()
+	if err != nil {
+		n.log.Warn("presence not published", "err", err)
+		return
+	}
+	n.goAsync(func() {
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		defer cancel()
+		if err := n.topic.Publish(ctx, b); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("presence publish failed", "err", err)
+		}
+	})
+}
+
+// readPresence feeds validated presence from the topic to the matcher and
+// remembers the addresses it carries, so claims can dial their authors.
+func (n *Node) readPresence() {
+	for {
+		msg, err := n.sub.Next(n.ctx)
+		if err != nil {
+			return
+		}
+		from := msg.GetFrom()
+		if from == n.h.ID() {
+			continue
+		}
+		p, ok := msg.ValidatorData.(discovery.Presence)
+		if !ok {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, b := range p.Addrs {
+			a, err := ma.NewMultiaddrBytes(b)
+			if err != nil {
+				n.log.Debug("presence address dropped", "peer", from, "err", err)
+				continue
+			}
+			addrs = append(addrs, a)
+		}
+		if len(addrs) > 0 {
+			n.h.Peerstore().AddAddrs(from, addrs, peerstore.TempAddrTTL)
+		}
+		ev := discovery.PresenceSeen{
+			Peer:      discovery.PeerID(from),
+			Expires:   time.UnixMilli(p.Expires),
+			Searching: p.Searching,
+			Interests: p.Interests,
+		}
+		n.post(func() { n.step(ev) })
+	}
+}
+
+// rendezvous advertises the node under the network's namespace in the DHT
+// and connects to the other nodes found there, so that presence and claims
+// have direct paths. It retries quickly until the first round works.
+func (n *Node) rendezvous(connected <-chan struct{}) {
+	select {
+	case <-connected:
+	case <-n.ctx.Done():
+		return
+	}
+	rd := drouting.NewRoutingDiscovery(n.dht)
+	ns := p2p.Namespace(n.cfg.Network)
+	delay := 125 * time.Millisecond
+	for {
+		ok := n.rendezvousOnce(rd, ns)
+		if ok {
+			delay = n.cfg.RendezvousInterval
+		} else {
+			delay = min(2*delay, n.cfg.RendezvousInterval)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+	}
+}
+
+func (n *Node) rendezvousOnce(rd *drouting.RoutingDiscovery, ns string) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
+	defer cancel()
+	if _, err := rd.Advertise(ctx, ns); err != nil {
+		n.log.Debug("rendezvous advertise failed", "err", err)
+		return false
+	}
+	found, err := rd.FindPeers(ctx, ns)
+	if err != nil {
+		n.log.Debug("rendezvous lookup failed", "err", err)
+		return false
+	}
+	for ai := range found {
+		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		if err := n.h.Connect(ctx, ai); err != nil {
+			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
+			continue
+		}
+		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
+	}
+	return true
+}
