@@ -99,6 +99,9 @@ type Stats struct {
 	Connected bool
 	// ConnectedAt is when the session first connected (zero if never).
 	ConnectedAt time.Time
+	// FirstVideoAt is when the partner's first complete video frame arrived
+	// (zero if none has).
+	FirstVideoAt time.Time
 
 	// Remote media: VP8 frames (RTP packets with the marker bit on the video
 	// track), Opus packets, and RTP payload bytes of both tracks.
@@ -114,6 +117,7 @@ type Stats struct {
 
 type counters struct {
 	videoIn, audioIn, bytesIn atomic.Uint64
+	firstVideo                atomic.Int64 // unix nanoseconds; 0 = none yet
 	videoOut, audioOut        atomic.Uint64
 	chatOut, chatIn, chatDrop atomic.Uint64
 }
@@ -695,10 +699,15 @@ func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	st, at := s.state, s.connectedAt
 	s.mu.Unlock()
+	var first time.Time
+	if ns := s.stats.firstVideo.Load(); ns != 0 {
+		first = time.Unix(0, ns)
+	}
 	return Stats{
 		State:                st,
 		Connected:            st == StateConnected,
 		ConnectedAt:          at,
+		FirstVideoAt:         first,
 		VideoFramesReceived:  s.stats.videoIn.Load(),
 		AudioPacketsReceived: s.stats.audioIn.Load(),
 		BytesReceived:        s.stats.bytesIn.Load(),
@@ -825,7 +834,9 @@ func (s *Session) readTrack(t *webrtc.TrackRemote) {
 		switch {
 		case video:
 			if p.Marker {
-				s.stats.videoIn.Add(1)
+				if s.stats.videoIn.Add(1) == 1 {
+					s.stats.firstVideo.Store(time.Now().UnixNano())
+				}
 			}
 			if !keyframe {
 				if keyframe = isVP8KeyframePacket(p); !keyframe && time.Since(lastPLI) >= pliInterval {

@@ -21,8 +21,10 @@ type CallRecord struct {
 	Reason    string    `json:"reason"`
 	MatchedAt time.Time `json:"matched_at"`
 	EndedAt   time.Time `json:"ended_at"`
-	// SetupMillis is the time from match to connected media.
+	// SetupMillis is the time from match to connected media, and
+	// FirstFrameMillis from match to the partner's first video frame.
 	SetupMillis          int64  `json:"setup_ms"`
+	FirstFrameMillis     int64  `json:"first_frame_ms"`
 	VideoFramesReceived  uint64 `json:"video_frames_received"`
 	AudioPacketsReceived uint64 `json:"audio_packets_received"`
 	BytesReceived        uint64 `json:"bytes_received"`
@@ -172,6 +174,9 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 	}
 	if c.connected {
 		rec.SetupMillis = c.connectedAt.Sub(c.matchedAt).Milliseconds()
+	}
+	if t := n.last.FirstVideoAt; !t.IsZero() {
+		rec.FirstFrameMillis = t.Sub(c.matchedAt).Milliseconds()
 	}
 	n.history = append(n.history, rec)
 	if len(n.history) > maxHistory {
