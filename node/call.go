@@ -21,6 +21,8 @@ type CallRecord struct {
 	Reason    string    `json:"reason"`
 	MatchedAt time.Time `json:"matched_at"`
 	EndedAt   time.Time `json:"ended_at"`
+	// SearchMillis is the time from the start of the search to the match.
+	SearchMillis int64 `json:"search_ms"`
 	// SetupMillis is the time from match to connected media, and
 	// FirstFrameMillis from match to the partner's first video frame.
 	SetupMillis          int64  `json:"setup_ms"`
@@ -40,6 +42,8 @@ type call struct {
 	sess      *media.Session
 	stream    *signalStream
 	matchedAt time.Time
+	// searchedFrom is when the search that led to this match began.
+	searchedFrom time.Time
 
 	connected   bool
 	connectedAt time.Time
@@ -62,7 +66,7 @@ func (n *Node) startCall(p peer.ID, id discovery.MatchID, offerer bool) {
 		// The matcher never matches twice; if it did, the old call goes.
 		n.endCall(n.call, "replaced", true, false)
 	}
-	c := &call{id: id, peer: p, offerer: offerer, matchedAt: time.Now()}
+	c := &call{id: id, peer: p, offerer: offerer, matchedAt: time.Now(), searchedFrom: n.searchSince}
 	role := media.Answerer
 	if offerer {
 		role = media.Offerer
@@ -171,6 +175,9 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 		Connected: c.connected, Reason: reason, MatchedAt: c.matchedAt, EndedAt: time.Now(),
 		VideoFramesReceived: n.last.VideoFramesReceived, AudioPacketsReceived: n.last.AudioPacketsReceived,
 		BytesReceived: n.last.BytesReceived,
+	}
+	if !c.searchedFrom.IsZero() {
+		rec.SearchMillis = c.matchedAt.Sub(c.searchedFrom).Milliseconds()
 	}
 	if c.connected {
 		rec.SetupMillis = c.connectedAt.Sub(c.matchedAt).Milliseconds()

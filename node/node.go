@@ -123,6 +123,7 @@ type Node struct {
 	blocks *blocklist
 
 	signalLimit *limit.PerPeer
+	metrics     metrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -141,6 +142,8 @@ type Node struct {
 	last     media.Stats
 	lastEnd  string
 	history  []CallRecord
+	// searchSince is when the current search began (zero when not searching).
+	searchSince time.Time
 }
 
 type replyKey struct {
@@ -349,6 +352,12 @@ func (n *Node) apply(a discovery.Action) {
 		}
 	case discovery.StateChanged:
 		n.log.Debug("matcher", "from", a.From, "to", a.To)
+		switch {
+		case a.To == discovery.StateIdle:
+			n.searchSince = time.Time{}
+		case a.From == discovery.StateIdle || a.From == discovery.StateMatched:
+			n.searchSince = time.Now()
+		}
 	default:
 		n.log.Debug("unknown matcher action", "action", fmt.Sprintf("%T", a))
 	}
@@ -361,6 +370,7 @@ func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
 		// accept still arrives and the matcher can call the match off.
 		ctx, cancel := context.WithTimeout(n.ctx, timeout+time.Second)
 		defer cancel()
+		n.metrics.claimsSent.Add(1)
 		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c)
 		if err != nil {
 			n.log.Debug("claim failed", "peer", peer.ID(to), "err", err)
@@ -374,6 +384,7 @@ func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
 // handleClaim runs on a claim stream's goroutine: it gives the claim to the
 // matcher and waits for the matcher's reply (which wait-die may delay).
 func (n *Node) handleClaim(ctx context.Context, from peer.ID, c discovery.Claim) (discovery.Reply, bool) {
+	n.metrics.claimsReceived.Add(1)
 	key := replyKey{from, c.ID}
 	ch := make(chan discovery.Reply, 1)
 	if !n.post(func() {

@@ -37,6 +37,7 @@ func (n *Node) announce(a discovery.Announce) {
 	n.goAsync(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 		defer cancel()
+		n.metrics.presenceSent.Add(1)
 		if err := n.topic.Publish(ctx, b); err != nil && n.ctx.Err() == nil {
 			n.log.Debug("presence publish failed", "err", err)
 		}
@@ -59,6 +60,7 @@ func (n *Node) readPresence() {
 		if !ok {
 			continue
 		}
+		n.metrics.presenceReceived.Add(1)
 		var addrs []ma.Multiaddr
 		for _, b := range p.Addrs {
 			a, err := ma.NewMultiaddrBytes(b)

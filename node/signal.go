@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -24,6 +25,7 @@ const signalTimeout = 5 * time.Second
 type signalStream struct {
 	s       network.Stream
 	matchID string
+	sent    *atomic.Uint64 // counts frames written, if set
 
 	mu     sync.Mutex
 	closed bool
@@ -37,6 +39,9 @@ func (ss *signalStream) send(sig media.Signal) error {
 		return fmt.Errorf("signal %s: %w", sig.Kind, network.ErrReset)
 	}
 	_ = ss.s.SetWriteDeadline(time.Now().Add(signalTimeout))
+	if ss.sent != nil {
+		ss.sent.Add(1)
+	}
 	if err := media.WriteSignal(ss.s, sig); err != nil {
 		ss.s.Reset()
 		ss.closed = true
@@ -66,7 +71,7 @@ func (n *Node) openSignal(ctx context.Context, to peer.ID, matchID string) (*sig
 	if err != nil {
 		return nil, fmt.Errorf("open signal stream: %w", err)
 	}
-	ss := &signalStream{s: s, matchID: matchID}
+	ss := &signalStream{s: s, matchID: matchID, sent: &n.metrics.signalsSent}
 	if err := ss.send(media.Signal{Kind: media.SignalHello}); err != nil {
 		return nil, err
 	}
@@ -103,7 +108,8 @@ func (n *Node) handleSignalStream(s network.Stream) {
 		return
 	}
 	_ = s.SetReadDeadline(time.Time{})
-	ss := &signalStream{s: s, matchID: hello.MatchID}
+	n.metrics.signalsReceived.Add(1)
+	ss := &signalStream{s: s, matchID: hello.MatchID, sent: &n.metrics.signalsSent}
 	accepted := false
 	if err := n.query(func() {
 		c := n.call
@@ -122,6 +128,9 @@ func (n *Node) handleSignalStream(s network.Stream) {
 func (n *Node) readSignals(c *call, ss *signalStream) {
 	for {
 		sig, err := media.ReadSignal(ss.s)
+		if err == nil {
+			n.metrics.signalsReceived.Add(1)
+		}
 		if err != nil {
 			reason := "partner gone"
 			n.post(func() { n.endCall(c, reason, false, true) })

@@ -1,0 +1,34 @@
+package node
+
+import "sync/atomic"
+
+// Metrics count a node's protocol messages since it started. Bytes on the
+// wire, with every protocol's overhead, are the host's business (a libp2p
+// bandwidth reporter); these count what the node itself sent and took in.
+type Metrics struct {
+	PresenceSent     uint64 `json:"presence_sent"`
+	PresenceReceived uint64 `json:"presence_received"`
+	ClaimsSent       uint64 `json:"claims_sent"`
+	ClaimsReceived   uint64 `json:"claims_received"`
+	SignalsSent      uint64 `json:"signals_sent"`
+	SignalsReceived  uint64 `json:"signals_received"`
+}
+
+type metrics struct {
+	presenceSent, presenceReceived atomic.Uint64
+	claimsSent, claimsReceived     atomic.Uint64
+	signalsSent, signalsReceived   atomic.Uint64
+}
+
+// Metrics returns the node's message counters.
+func (n *Node) Metrics() Metrics {
+	m := &n.metrics
+	return Metrics{
+		PresenceSent:     m.presenceSent.Load(),
+		PresenceReceived: m.presenceReceived.Load(),
+		ClaimsSent:       m.claimsSent.Load(),
+		ClaimsReceived:   m.claimsReceived.Load(),
+		SignalsSent:      m.signalsSent.Load(),
+		SignalsReceived:  m.signalsReceived.Load(),
+	}
+}
