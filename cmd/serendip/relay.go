@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -21,6 +22,9 @@ func runRelay(ctx context.Context, args []string) error {
 	network := fs.String("network", "main", "Serendip network whose presence topic this relay serves")
 	dataDir := fs.String("data-dir", "", "directory for the relay's identity key (default: a new identity every start)")
 	addrFile := fs.String("addr-file", "", "write the relay's dialable multiaddrs to this file, one per line")
+	turnAddr := fs.String("turn", "", "also serve STUN/TURN on this UDP address (e.g. 0.0.0.0:3478); credentials go only to libp2p peers")
+	turnIP := fs.String("turn-ip", "", "public IP to advertise for STUN/TURN (default: the --turn IP)")
+	turnTCP := fs.Bool("turn-tcp", true, "also serve TURN over TCP on the --turn port")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -54,6 +58,21 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	defer r.Close()
+	if *turnAddr != "" {
+		tc := relay.DefaultTURNConfig()
+		tc.Listen, tc.TCP = *turnAddr, *turnTCP
+		if *turnIP != "" {
+			if tc.PublicIP = net.ParseIP(*turnIP); tc.PublicIP == nil {
+				return fmt.Errorf("relay: --turn-ip %q is not an IP address", *turnIP)
+			}
+		}
+		t, err := relay.NewTURN(h, tc, log)
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		log.Info("turn ready", "urls", strings.Join(t.URLs(), " "))
+	}
 	var lines []string
 	for _, a := range r.Addrs() {
 		lines = append(lines, a.String())

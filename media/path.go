@@ -1,0 +1,33 @@
+package media
+
+import "github.com/pion/webrtc/v4"
+
+// Path names how the call's media travels, by the type of the local ICE
+// candidate in the selected pair: "host" (a direct address of this machine),
+// "srflx" (this node's address as a NAT maps it, learnt through STUN),
+// "prflx" (a mapping learnt from the partner's checks) or "relay" (through a
+// TURN server). Empty until a pair is selected.
+func (s *Session) Path() string {
+	sctp := s.pc.SCTP()
+	if sctp == nil {
+		return ""
+	}
+	dtls := sctp.Transport()
+	if dtls == nil {
+		return ""
+	}
+	pair, err := dtls.ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return ""
+	}
+	return pathName(pair.Local.Typ, pair.Remote.Typ)
+}
+
+// pathName reports a relayed path if either side relays: media then crosses
+// a TURN server even when this side's own candidate is direct.
+func pathName(local, remote webrtc.ICECandidateType) string {
+	if local == webrtc.ICECandidateTypeRelay || (remote == webrtc.ICECandidateTypeRelay) {
+		return "relay"
+	}
+	return local.String()
+}
