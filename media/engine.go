@@ -30,6 +30,10 @@ type EngineConfig struct {
 	// ICEServers are STUN/TURN servers (the relays' pion/turn). Ignored when
 	// LoopbackOnly.
 	ICEServers []webrtc.ICEServer
+	// ICEServersFunc, if set, is asked for more servers at every new session
+	// (short-lived TURN credentials fetched from relays). Ignored when
+	// LoopbackOnly.
+	ICEServersFunc func() []webrtc.ICEServer
 	// RelayOnly restricts ICE to TURN relay candidates (privacy mode: the partner
 	// never learns this node's addresses). It needs a TURN server in ICEServers.
 	RelayOnly bool
@@ -113,6 +117,7 @@ func (c EngineConfig) withDefaults() EngineConfig {
 	if c.LoopbackOnly {
 		c.IncludeLoopback = true
 		c.ICEServers = nil
+		c.ICEServersFunc = nil
 	}
 	return c
 }
@@ -195,6 +200,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 
 func (e *Engine) peerConfig() webrtc.Configuration {
 	c := webrtc.Configuration{ICEServers: e.cfg.ICEServers}
+	if f := e.cfg.ICEServersFunc; f != nil {
+		c.ICEServers = append(append([]webrtc.ICEServer{}, c.ICEServers...), f()...)
+	}
 	if e.cfg.RelayOnly {
 		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}

@@ -23,6 +23,11 @@ import (
 //
 // Nothing may follow the last URL.
 const (
+	// TURNProtocol is the libp2p protocol over which a relay hands out TURN
+	// credentials: the asking peer opens a stream and reads one frame. Only
+	// libp2p peers, whose ids the secure channel proves, ever learn them.
+	TURNProtocol = "/serendip/turn/1"
+
 	TURNCredVersion = 1
 	// MaxTURNCredSize bounds one credential frame.
 	MaxTURNCredSize = 4096

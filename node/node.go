@@ -124,6 +124,7 @@ type Node struct {
 
 	signalLimit *limit.PerPeer
 	metrics     metrics
+	turn        turnCreds
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -174,6 +175,10 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	if cfg.Media.Logger == nil {
 		cfg.Media.Logger = log.With("part", "media")
 	}
+	n := &Node{turn: turnCreds{byPeer: make(map[peer.ID]media.TURNCredentials)}}
+	if cfg.Media.ICEServersFunc == nil {
+		cfg.Media.ICEServersFunc = n.iceServers
+	}
 	engine, err := media.NewEngine(cfg.Media)
 	if err != nil {
 		return nil, fmt.Errorf("node: media: %w", err)
@@ -183,13 +188,11 @@ func New(h host.Host, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{
-		h: h, cfg: cfg, log: log, engine: engine, blocks: blocks, m: m,
-		signalLimit: limit.NewPerPeer(4, 8),
-		ctx:         ctx, cancel: cancel,
-		inbox:   make(chan func(), 256),
-		replies: make(map[replyKey]chan discovery.Reply),
-	}
+	n.h, n.cfg, n.log, n.engine, n.blocks, n.m = h, cfg, log, engine, blocks, m
+	n.signalLimit = limit.NewPerPeer(4, 8)
+	n.ctx, n.cancel = ctx, cancel
+	n.inbox = make(chan func(), 256)
+	n.replies = make(map[replyKey]chan discovery.Reply)
 	if err := n.startNetwork(); err != nil {
 		n.Close()
 		return nil, err
@@ -230,7 +233,11 @@ func (n *Node) startNetwork() error {
 	n.h.SetStreamHandler(SignalProtocol, n.handleSignalStream)
 
 	connected := make(chan struct{})
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.fetchTURN(connected)
+	}()
 	go func() {
 		defer n.wg.Done()
 		bootstrap.Connect(n.ctx, n.h, n.cfg.Bootstrap, n.log, connected)

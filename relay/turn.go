@@ -24,11 +24,9 @@ import (
 	"serendip/media"
 )
 
-// TURNProtocol is the libp2p protocol over which a relay hands out TURN
-// credentials: the asking peer opens a stream and reads one credential frame
-// (see media.TURNCredentials). Only libp2p peers, whose ids the secure channel
-// proves, ever learn credentials, so the TURN server is no open relay.
-const TURNProtocol = "/serendip/turn/1"
+// TURNProtocol is where the relay hands out TURN credentials (see
+// media.TURNProtocol), so that its TURN server is no open relay.
+const TURNProtocol = media.TURNProtocol
 
 // TURNConfig configures the relay's STUN/TURN server.
 type TURNConfig struct {
