@@ -2,7 +2,10 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +29,7 @@ type signalStream struct {
 	s       network.Stream
 	matchID string
 	sent    *atomic.Uint64 // counts frames written, if set
+	log     *slog.Logger   // logs what leaves, at debug
 
 	mu     sync.Mutex
 	closed bool
@@ -41,6 +45,11 @@ func (ss *signalStream) send(sig media.Signal) error {
 	_ = ss.s.SetWriteDeadline(time.Now().Add(signalTimeout))
 	if ss.sent != nil {
 		ss.sent.Add(1)
+	}
+	if ss.log != nil && ss.log.Enabled(context.Background(), slog.LevelDebug) {
+		// What addresses leave this node (privacy mode must leak none but
+		// the relay's); the NAT tests read this line.
+		ss.log.Debug("signal out", "kind", sig.Kind, "candidates", candidateSummary(sig))
 	}
 	if err := media.WriteSignal(ss.s, sig); err != nil {
 		ss.s.Reset()
@@ -71,7 +80,7 @@ func (n *Node) openSignal(ctx context.Context, to peer.ID, matchID string) (*sig
 	if err != nil {
 		return nil, fmt.Errorf("open signal stream: %w", err)
 	}
-	ss := &signalStream{s: s, matchID: matchID, sent: &n.metrics.signalsSent}
+	ss := &signalStream{s: s, matchID: matchID, sent: &n.metrics.signalsSent, log: n.log}
 	if err := ss.send(media.Signal{Kind: media.SignalHello}); err != nil {
 		return nil, err
 	}
@@ -109,7 +118,7 @@ func (n *Node) handleSignalStream(s network.Stream) {
 	}
 	_ = s.SetReadDeadline(time.Time{})
 	n.metrics.signalsReceived.Add(1)
-	ss := &signalStream{s: s, matchID: hello.MatchID, sent: &n.metrics.signalsSent}
+	ss := &signalStream{s: s, matchID: hello.MatchID, sent: &n.metrics.signalsSent, log: n.log}
 	accepted := false
 	if err := n.query(func() {
 		c := n.call
@@ -152,4 +161,34 @@ func (n *Node) readSignals(c *call, ss *signalStream) {
 			}
 		}
 	}
+}
+
+// candidateSummary lists the ICE candidates a signal carries as "type
+// address" pairs, from an SDP's a=candidate lines or a trickled candidate.
+func candidateSummary(sig media.Signal) string {
+	var lines []string
+	switch sig.Kind {
+	case media.SignalOffer, media.SignalAnswer:
+		for _, l := range strings.Split(sig.SDP, "\n") {
+			if l = strings.TrimSpace(l); strings.HasPrefix(l, "a=candidate:") {
+				lines = append(lines, l)
+			}
+		}
+	case media.SignalCandidate:
+		var c struct {
+			Candidate string `json:"candidate"`
+		}
+		if json.Unmarshal([]byte(sig.Candidate), &c) == nil && c.Candidate != "" {
+			lines = append(lines, c.Candidate)
+		}
+	}
+	var out []string
+	for _, l := range lines {
+		// candidate:<foundation> <component> <proto> <priority> <address> <port> typ <type> ...
+		f := strings.Fields(l)
+		if len(f) >= 8 && f[6] == "typ" {
+			out = append(out, f[7]+" "+f[4])
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -32,6 +32,7 @@ func runNode(ctx context.Context, args []string) error {
 	callSeconds := fs.Float64("call-seconds", 0, "hang up (next) this many seconds after a call connects; 0 = never")
 	interests := fs.String("interests", "", "comma-separated interest tags")
 	local := fs.Bool("local", false, "a network on this one machine: loopback only, fast timers, no mDNS")
+	private := fs.Bool("private", false, "privacy mode: media only through the relays' TURN servers, so a stranger never learns your IP address")
 	mdns := fs.Bool("mdns", true, "find peers on the LAN with mDNS (off with --local)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -63,6 +64,12 @@ func runNode(ctx context.Context, args []string) error {
 			return err
 		}
 	}
+	if *private {
+		if *local {
+			return errors.New("node: --private needs TURN on real interfaces; it does not go with --local")
+		}
+		cfg.Media.RelayOnly = true
+	}
 	cfg.Network = *network
 	cfg.DataDir = *dataDir
 	cfg.VideoFile, cfg.AudioFile, cfg.RecordDir = *video, *audio, *record
@@ -81,7 +88,7 @@ func runNode(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen...))
+	h, err := libp2p.New(nodeHostOptions(key, listen, cfg.Bootstrap)...)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("node host: %w", err)

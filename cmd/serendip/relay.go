@@ -44,7 +44,7 @@ func runRelay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(listen...), libp2p.ForceReachabilityPublic())
+	h, err := libp2p.New(relayHostOptions(key, listen)...)
 	if err != nil {
 		return fmt.Errorf("relay host: %w", err)
 	}
