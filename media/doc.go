@@ -68,4 +68,42 @@
 // Close finalises the recordings, also when the partner vanished, so they are
 // always valid files. The receiver asks for a keyframe (PLI) when a video track
 // starts and every second until one arrives.
+//
+// Instead of a Source, a session may send a TrackLocalStaticRTP
+// (SessionConfig.VideoRTP, AudioRTP): RTP forwarded from elsewhere with no
+// transcoding. OnRTP hands out the partner's RTP packets, OnKeyframeRequest
+// the partner's PLI and FIR on our video, and RequestKeyframe sends a PLI to
+// the partner: the pieces of the browser bridge and of a mirror.
+//
+// # Chat channel messages
+//
+// The "chat" data channel carries text messages (WebRTC string messages),
+// each one JSON object (Message) with a "type":
+//
+//	{"type":"text","text":"hi there"}          a chat line, text <= MaxChatSize bytes of UTF-8
+//	{"type":"typing","typing":true}            the sender is (true) or stopped (false) typing
+//	{"type":"hello","interests":["music"]}     sent once by each side when the channel opens
+//
+// A hello carries at most MaxInterests tags of MaxInterestSize bytes. Fields
+// not of the message's type are ignored; a message is at most 6*MaxChatSize+256
+// bytes. A message that is not a JSON object is a plain chat line (what nodes
+// sent before the envelope); an object of an unknown type is dropped, so later
+// versions can add types. Binary messages are dropped. ParseMessage and
+// Message.Marshal implement this; OnChat gets text, OnMessage hello and typing.
+//
+// # Browser bridge
+//
+// A Bridge connects a person's browser to its own node: one PeerConnection
+// over loopback per page (Connect answers the page's offer; a new page
+// replaces the old connection), with its own SettingEngine (loopback and
+// local host candidates, no STUN, no TURN, no mDNS). The page's camera and
+// microphone RTP goes into two TrackLocalStaticRTP tracks (Tracks) that every
+// call session sends; the current call's RTP (a Feed, swapped on Next with
+// NewFeed) goes into two tracks on the page's connection. On a change of
+// source (Next, a page reload) the bridge rewrites sequence numbers and
+// timestamps so each side sees one continuous stream, starts the new source's
+// video at a keyframe (asking for one), and drops the source's header
+// extensions. Keyframe requests travel on both ways: the page's PLI/FIR to
+// the partner (Feed), the partner's to the page (RequestKeyframe). Only VP8
+// and Opus are negotiated, so nothing is ever transcoded.
 package media

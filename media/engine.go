@@ -139,6 +139,38 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	cfg = cfg.withDefaults()
 
+	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log: cfg.Logger}}
+	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, cfg.KeepaliveInterval)
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.LoopbackOnly {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		if names := loopbackInterfaces(); len(names) > 0 {
+			se.SetInterfaceFilter(func(name string) bool { return names[name] })
+		}
+	} else {
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	}
+	if cfg.UDPPortMin != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("%w: UDP port range: %w", ErrBadConfig, err)
+		}
+	}
+	if cfg.ignoreRemoteClose {
+		se.DisableCloseByDTLS(true)
+	}
+
+	api, err := newAPI(se)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{api: api, cfg: cfg}, nil
+}
+
+// newAPI builds a pion API with VP8 and Opus only, pion's default
+// interceptors and the given network settings.
+func newAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	videoFeedback := []webrtc.RTCPFeedback{
 		{Type: webrtc.TypeRTCPFBGoogREMB},
@@ -167,35 +199,11 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
 		return nil, fmt.Errorf("media: register interceptors: %w", err)
 	}
-
-	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log: cfg.Logger}}
-	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, cfg.KeepaliveInterval)
-	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	if cfg.LoopbackOnly {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		if names := loopbackInterfaces(); len(names) > 0 {
-			se.SetInterfaceFilter(func(name string) bool { return names[name] })
-		}
-	} else {
-		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	}
-	if cfg.UDPPortMin != 0 {
-		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("%w: UDP port range: %w", ErrBadConfig, err)
-		}
-	}
-	if cfg.ignoreRemoteClose {
-		se.DisableCloseByDTLS(true)
-	}
-
-	api := webrtc.NewAPI(
+	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(m),
 		webrtc.WithInterceptorRegistry(reg),
 		webrtc.WithSettingEngine(se),
-	)
-	return &Engine{api: api, cfg: cfg}, nil
+	), nil
 }
 
 func (e *Engine) peerConfig() webrtc.Configuration {

@@ -13,6 +13,7 @@ type event struct {
 	chat  bool
 	state State
 	text  string
+	msg   *Message // a typing or hello message (chat is true too)
 }
 
 // notifier runs a session's callbacks on one goroutine it owns, in order, one at
@@ -20,8 +21,9 @@ type event struct {
 // events are bounded by maxQueuedChats. After finish, it delivers what is
 // queued, then the final state, then exits and closes done.
 type notifier struct {
-	onState func(State)
-	onChat  func(string)
+	onState   func(State)
+	onChat    func(string)
+	onMessage func(Message) // set before run, never changed
 
 	mu     sync.Mutex
 	queue  []event
@@ -65,6 +67,11 @@ func (n *notifier) push(ev event) bool {
 	n.mu.Unlock()
 	n.poke()
 	return true
+}
+
+// pushMessage queues a typing or hello message; it shares the chat bound.
+func (n *notifier) pushMessage(m Message) bool {
+	return n.push(event{chat: true, msg: &m})
 }
 
 // finish queues the last event; the goroutine exits after delivering it.
@@ -114,6 +121,10 @@ func (n *notifier) deliver(ev event) {
 	n.inCall.Store(true)
 	defer n.inCall.Store(false)
 	switch {
+	case ev.msg != nil:
+		if n.onMessage != nil {
+			n.onMessage(*ev.msg)
+		}
 	case ev.chat && n.onChat != nil:
 		n.onChat(ev.text)
 	case !ev.chat && n.onState != nil:

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -36,6 +35,12 @@ const (
 	streamID = "serendip"
 )
 
+// The codecs of the local tracks, as Engine registers them.
+var (
+	vp8Codec  = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}
+	opusCodec = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}
+)
+
 // SessionConfig configures one call.
 type SessionConfig struct {
 	// Role is this side of the offer/answer exchange; the match fixes it.
@@ -55,6 +60,11 @@ type SessionConfig struct {
 	// sent). AudioSource, if set, is used instead.
 	AudioFile   string
 	AudioSource Source
+	// VideoRTP and AudioRTP, if set and there is no Source (or file) of that
+	// kind, are sent as they are: RTP written to them elsewhere (the browser
+	// bridge, a mirror) reaches the partner with no transcoding. Many sessions
+	// may share one track; each rewrites SSRC and payload type for itself.
+	VideoRTP, AudioRTP *webrtc.TrackLocalStaticRTP
 
 	// RecordDir, if set, receives the partner's media as
 	// RecordDir/RecordName.ivf (VP8) and RecordDir/RecordName.ogg (Opus). A file
@@ -70,6 +80,22 @@ type SessionConfig struct {
 	// OnState(StateClosed) is always the last callback.
 	OnState func(State)
 	OnChat  func(text string)
+	// OnMessage, if set, gets the partner's typing and hello messages (chat
+	// text goes to OnChat), on the same goroutine as OnState and OnChat.
+	OnMessage func(Message)
+	// Interests are sent to the partner in a hello message as soon as the
+	// chat channel opens (at most MaxInterests of MaxInterestSize bytes).
+	Interests []string
+
+	// OnRTP, if set, gets every RTP packet of the partner's VP8 and Opus
+	// tracks, on that track's reading goroutine, in order. It must return
+	// promptly and must not keep p.
+	OnRTP func(kind webrtc.RTPCodecType, p *rtp.Packet)
+	// OnKeyframeRequest, if set, is called when the partner asks for a video
+	// keyframe (PLI or FIR) on our video track. It runs on the sender's RTCP
+	// goroutine and must return promptly. File sources need none: they send a
+	// keyframe every second.
+	OnKeyframeRequest func()
 
 	// Logger gets the session's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -88,6 +114,9 @@ func (c SessionConfig) Validate() error {
 	case c.RecordDir != "" && (c.RecordName == "." || c.RecordName == ".." ||
 		strings.ContainsAny(c.RecordName, `/\`) || filepath.Base(c.RecordName) != c.RecordName):
 		return fmt.Errorf("%w: RecordName %q is not a plain file name", ErrBadConfig, c.RecordName)
+	}
+	if err := (Message{Kind: MessageHello, Interests: c.Interests}).Validate(); err != nil {
+		return fmt.Errorf("%w: interests: %w", ErrBadConfig, err)
 	}
 	return nil
 }
@@ -137,6 +166,7 @@ type Session struct {
 
 	connected     chan struct{} // closed on first connect; starts the sources
 	connectedOnce sync.Once
+	remoteVideo   atomic.Uint32 // SSRC of the partner's video track; 0 = none yet
 
 	sigMu sync.Mutex // serialises Start and HandleSignal
 
@@ -209,16 +239,18 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 		recording: map[string]bool{},
 		outWake:   make(chan struct{}, 1),
 	}
+	s.events.onMessage = cfg.OnMessage
 	go s.events.run() // before anything can fail: Close waits for it
 	type local struct {
 		kind    webrtc.RTPCodecType
 		codec   webrtc.RTPCodecCapability
 		src     Source
+		rtp     *webrtc.TrackLocalStaticRTP
 		counter *atomic.Uint64
 	}
 	locals := []local{
-		{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, cfg.VideoSource, &s.stats.videoOut},
-		{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, cfg.AudioSource, &s.stats.audioOut},
+		{webrtc.RTPCodecTypeVideo, vp8Codec, cfg.VideoSource, cfg.VideoRTP, &s.stats.videoOut},
+		{webrtc.RTPCodecTypeAudio, opusCodec, cfg.AudioSource, cfg.AudioRTP, &s.stats.audioOut},
 	}
 	type starter struct {
 		src   Source
@@ -226,9 +258,21 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 		n     *atomic.Uint64
 		kind  string
 	}
-	var senders []*webrtc.RTPSender
+	type rtcpReader struct {
+		sender *webrtc.RTPSender
+		video  bool
+	}
+	var senders []rtcpReader
 	var starters []starter
 	for _, l := range locals {
+		if l.src == nil && l.rtp != nil {
+			sender, err := pc.AddTrack(l.rtp)
+			if err != nil {
+				return nil, s.abort(fmt.Errorf("media: add forwarded %s track: %w", l.kind, err))
+			}
+			senders = append(senders, rtcpReader{sender, l.kind == webrtc.RTPCodecTypeVideo})
+			continue
+		}
 		if l.src == nil {
 			if _, err := pc.AddTransceiverFromKind(l.kind, webrtc.RTPTransceiverInit{
 				Direction: webrtc.RTPTransceiverDirectionRecvonly,
@@ -245,7 +289,7 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 		if err != nil {
 			return nil, s.abort(fmt.Errorf("media: add %s track: %w", l.kind, err))
 		}
-		senders = append(senders, sender)
+		senders = append(senders, rtcpReader{sender, l.kind == webrtc.RTPCodecTypeVideo})
 		starters = append(starters, starter{l.src, track, l.counter, l.kind.String()})
 	}
 
@@ -271,8 +315,12 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	})
 
 	s.spawn(s.sendLoop)
-	for _, sender := range senders {
-		s.spawn(func() { drainRTCP(sender) })
+	for _, r := range senders {
+		var onKey func()
+		if r.video {
+			onKey = cfg.OnKeyframeRequest
+		}
+		s.spawn(func() { drainRTCP(r.sender, onKey) })
 	}
 	for _, st := range starters {
 		s.spawn(func() { s.runSource(st.kind, st.src, st.track, st.n) })
@@ -635,6 +683,9 @@ func (s *Session) setupChat(dc *webrtc.DataChannel) {
 		s.mu.Lock()
 		s.chatOpen = true
 		s.mu.Unlock()
+		if err := s.sendMessage(Message{Kind: MessageHello, Interests: s.cfg.Interests}); err != nil {
+			s.log.Debug("hello not sent", "err", err)
+		}
 	})
 	dc.OnClose(func() {
 		s.mu.Lock()
@@ -643,18 +694,22 @@ func (s *Session) setupChat(dc *webrtc.DataChannel) {
 	})
 	dc.OnMessage(func(msg webrtc.DataChannelMessage) {
 		var why string
+		m, err := ParseMessage(msg.Data)
 		switch {
 		case !msg.IsString:
 			why = "binary message"
-		case len(msg.Data) > MaxChatSize:
-			why = "too long"
-		case !utf8.Valid(msg.Data):
-			why = "not UTF-8"
-		case !s.events.pushChat(string(msg.Data)):
-			why = "OnChat too far behind"
+		case err != nil:
+			why = err.Error()
+		case m.Kind == MessageText:
+			if !s.events.pushChat(m.Text) {
+				why = "OnChat too far behind"
+			} else {
+				s.stats.chatIn.Add(1)
+			}
+		case !s.events.pushMessage(m):
+			why = "OnMessage too far behind"
 		}
 		if why == "" {
-			s.stats.chatIn.Add(1)
 			return
 		}
 		s.stats.chatDrop.Add(1)
@@ -672,11 +727,22 @@ func (s *Session) setupChat(dc *webrtc.DataChannel) {
 // ErrChatTooLong, ErrMalformed (not UTF-8), ErrNotConnected (channel not open),
 // ErrClosed.
 func (s *Session) SendChat(text string) error {
-	if len(text) > MaxChatSize {
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrChatTooLong, len(text), MaxChatSize)
+	if err := s.sendMessage(Message{Kind: MessageText, Text: text}); err != nil {
+		return err
 	}
-	if !utf8.ValidString(text) {
-		return fmt.Errorf("%w: chat message is not UTF-8", ErrMalformed)
+	s.stats.chatOut.Add(1)
+	return nil
+}
+
+// SendTyping tells the partner whether we are typing. Errors as SendChat.
+func (s *Session) SendTyping(typing bool) error {
+	return s.sendMessage(Message{Kind: MessageTyping, Typing: typing})
+}
+
+func (s *Session) sendMessage(m Message) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	closed, dc, open := s.closed, s.dc, s.chatOpen
@@ -684,14 +750,28 @@ func (s *Session) SendChat(text string) error {
 	switch {
 	case closed:
 		return ErrClosed
-	case dc == nil || !open:
+	case dc == nil || (!open && dc.ReadyState() != webrtc.DataChannelStateOpen):
+		// The channel may be open before OnOpen has run (a message from the
+		// partner can come first).
 		return ErrNotConnected
 	}
-	if err := dc.SendText(text); err != nil {
+	if err := dc.SendText(string(b)); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotConnected, err)
 	}
-	s.stats.chatOut.Add(1)
 	return nil
+}
+
+// RequestKeyframe asks the partner for a video keyframe (PLI), for a
+// forwarded stream whose receiver lost the picture. It does nothing before the
+// partner's video track has arrived.
+func (s *Session) RequestKeyframe() {
+	ssrc := s.remoteVideo.Load()
+	if ssrc == 0 {
+		return
+	}
+	if err := s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		s.log.Debug("PLI failed", "err", err)
+	}
 }
 
 // Stats returns the session's counters. Safe at any time, also after Close.
@@ -786,16 +866,30 @@ func (c *countingWriter) WriteSample(smp pmedia.Sample) error {
 	return nil
 }
 
-// drainRTCP reads (and drops) RTCP for a local track, so the interceptors
-// (NACK responder, reports) see it. File sources ignore PLI: they send a
-// keyframe every second anyway. It returns when the sender stops (Close).
-func drainRTCP(sender *webrtc.RTPSender) {
-	buf := make([]byte, 1500)
+// drainRTCP reads RTCP for a local track, so the interceptors (NACK
+// responder, reports) see it, and passes keyframe requests (PLI, FIR) to
+// onKey if set. It returns when the sender stops (Close).
+func drainRTCP(sender *webrtc.RTPSender, onKey func()) {
 	for {
-		if _, _, err := sender.Read(buf); err != nil {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
 			return
 		}
+		if onKey != nil && wantsKeyframe(pkts) {
+			onKey()
+		}
 	}
+}
+
+// wantsKeyframe reports whether RTCP packets ask for a keyframe.
+func wantsKeyframe(pkts []rtcp.Packet) bool {
+	for _, p := range pkts {
+		switch p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			return true
+		}
+	}
+	return false
 }
 
 // readTrack is the sink side of one remote track: it counts packets, records
@@ -823,8 +917,10 @@ func (s *Session) readTrack(t *webrtc.TrackRemote) {
 		}
 	}
 	if video {
+		s.remoteVideo.CompareAndSwap(0, uint32(t.SSRC()))
 		askKeyframe()
 	}
+	kind := t.Kind()
 	for {
 		p, _, err := t.ReadRTP()
 		if err != nil {
@@ -847,6 +943,9 @@ func (s *Session) readTrack(t *webrtc.TrackRemote) {
 			s.stats.audioIn.Add(1)
 		default:
 			continue
+		}
+		if s.cfg.OnRTP != nil {
+			s.cfg.OnRTP(kind, p)
 		}
 		rec.write(p)
 	}
