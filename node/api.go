@@ -43,6 +43,9 @@ type MediaState struct {
 	BytesReceived        uint64 `json:"bytes_received"`
 	VideoFramesSent      uint64 `json:"video_frames_sent"`
 	AudioPacketsSent     uint64 `json:"audio_packets_sent"`
+	// Path is how the media travels: host, srflx, prflx (direct) or relay
+	// (through a relay's TURN server); empty before ICE has chosen.
+	Path string `json:"path"`
 }
 
 // State returns a snapshot of the node.
@@ -81,7 +84,12 @@ func (n *Node) state() State {
 	default:
 		st.State = "searching"
 	}
+	path := n.lastPath
+	if c := n.call; c != nil {
+		path = c.sess.Path()
+	}
 	st.Media = MediaState{
+		Path:                 path,
 		VideoFramesReceived:  stats.VideoFramesReceived,
 		AudioPacketsReceived: stats.AudioPacketsReceived,
 		BytesReceived:        stats.BytesReceived,
@@ -105,6 +113,7 @@ func (n *Node) Start(interests []string) error {
 	qerr := n.query(func() {
 		switch n.m.Status().State {
 		case discovery.StateIdle:
+			n.interests = discovery.NormalizeInterests(interests)
 			n.step(discovery.Start{Interests: interests})
 		case discovery.StateMatched:
 			err = ErrInCall
@@ -163,9 +172,21 @@ const maxBody = 16 << 10
 //	POST /api/stop
 //	POST /api/block   optional body {"peer": "<peer id>"} (default: the partner)
 //
-// Errors are {"error": "..."} with a fitting status code.
+// and the web UI with the calls only it needs (see web.go):
+//
+//	GET  /            the page (package web)
+//	GET  /api/ui      UIState: State plus interests, shared interests, online estimate
+//	GET  /api/events  Server-Sent Events: state, matched, chat, typing, ended
+//	POST /api/bridge  {"type": "offer", "sdp"} -> {"type": "answer", "sdp"}: the page's media
+//	POST /api/chat    {"text": "..."} to the partner
+//	POST /api/typing  {"typing": true|false} to the partner
+//
+// Errors are {"error": "..."} with a fitting status code. Requests from other
+// web sites (Origin) and through host names other than localhost (DNS
+// rebinding) are refused with 403.
 func (n *Node) Handler() http.Handler {
 	mux := http.NewServeMux()
+	n.webRoutes(mux)
 	mux.HandleFunc("GET /api/state", func(w http.ResponseWriter, r *http.Request) {
 		st, err := n.State()
 		if err != nil {
@@ -219,7 +240,7 @@ func (n *Node) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{"no such API call: " + r.Method + " " + r.URL.Path})
 	})
-	return mux
+	return guard(mux)
 }
 
 type apiError struct {
@@ -242,6 +263,9 @@ func (n *Node) respond(w http.ResponseWriter, err error) {
 
 func writeError(w http.ResponseWriter, err error) {
 	code := http.StatusInternalServerError
+	if c, ok := chatStatus(err); ok {
+		code = c
+	}
 	switch {
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable

@@ -12,6 +12,10 @@ import (
 // maxHistory bounds the call records a node keeps.
 const maxHistory = 100
 
+// byeGrace is how long a call whose media failed waits for the partner's bye
+// before it ends as "media failed".
+const byeGrace = 300 * time.Millisecond
+
 // CallRecord describes one finished call.
 type CallRecord struct {
 	MatchID   string    `json:"match_id"`
@@ -25,8 +29,10 @@ type CallRecord struct {
 	SearchMillis int64 `json:"search_ms"`
 	// SetupMillis is the time from match to connected media, and
 	// FirstFrameMillis from match to the partner's first video frame.
-	SetupMillis          int64  `json:"setup_ms"`
-	FirstFrameMillis     int64  `json:"first_frame_ms"`
+	SetupMillis      int64 `json:"setup_ms"`
+	FirstFrameMillis int64 `json:"first_frame_ms"`
+	// Path is how the media travelled (see MediaState.Path).
+	Path                 string `json:"path"`
 	VideoFramesReceived  uint64 `json:"video_frames_received"`
 	AudioPacketsReceived uint64 `json:"audio_packets_received"`
 	BytesReceived        uint64 `json:"bytes_received"`
@@ -49,6 +55,15 @@ type call struct {
 	connectedAt time.Time
 	hangup      *time.Timer
 	ended       bool
+
+	// feed carries the partner's media to the page (nil without a bridge).
+	feed *media.Feed
+	// partnerInterests come in the partner's hello; shared are those this
+	// node has too. greeted: Config.Greeting was said.
+	partnerInterests, shared []string
+	greeted                  bool
+	// failing: the media failed; the call ends after byeGrace.
+	failing bool
 }
 
 // send is the session's Signaler: it writes on the call's stream, which is
@@ -71,25 +86,37 @@ func (n *Node) startCall(p peer.ID, id discovery.MatchID, offerer bool) {
 	if offerer {
 		role = media.Offerer
 	}
-	sess, err := n.engine.NewSession(media.SessionConfig{
+	scfg := media.SessionConfig{
 		Role:       role,
 		Send:       c.send,
 		VideoFile:  n.cfg.VideoFile,
 		AudioFile:  n.cfg.AudioFile,
 		RecordDir:  n.cfg.RecordDir,
 		RecordName: time.Now().UTC().Format("20060102-150405") + "-" + id.String(),
+		Interests:  hello(n.interests),
 		OnState:    func(s media.State) { n.post(func() { n.onMediaState(c, s) }) },
-		OnChat:     func(text string) { n.log.Info("chat", "from", p, "text", text) },
+		OnChat:     func(text string) { n.post(func() { n.onChat(c, text) }) },
+		OnMessage:  func(m media.Message) { n.post(func() { n.onPeerMessage(c, m) }) },
 		Logger:     n.log.With("match", id.String()),
-	})
+	}
+	ready, err := n.callMedia(c, &scfg)
+	var sess *media.Session
+	if err == nil {
+		sess, err = n.engine.NewSession(scfg)
+	}
 	if err != nil {
+		if c.feed != nil {
+			c.feed.Close()
+		}
 		n.log.Error("call not started", "peer", p, "err", err)
 		n.step(discovery.CallEnded{ID: id, Rematch: true})
 		return
 	}
+	ready(sess)
 	c.sess = sess
 	n.call = c
 	n.log.Info("matched", "peer", p, "match", id.String(), "offerer", offerer)
+	n.hub.publish("matched", matchedEvent{Partner: p.String(), MatchID: id.String()})
 	if !offerer {
 		return // the offerer opens the stream; handleSignalStream attaches it
 	}
@@ -138,6 +165,7 @@ func (n *Node) onMediaState(c *call, s media.State) {
 		c.connected = true
 		c.connectedAt = time.Now()
 		n.log.Info("call connected", "peer", c.peer, "setup", c.connectedAt.Sub(c.matchedAt))
+		n.hub.poke()
 		n.step(discovery.CallStarted{ID: c.id})
 		if d := n.cfg.CallTime; d > 0 {
 			c.hangup = time.AfterFunc(d, func() {
@@ -149,7 +177,16 @@ func (n *Node) onMediaState(c *call, s media.State) {
 			})
 		}
 	case media.StateFailed, media.StateClosed:
-		n.endCall(c, "media failed", true, true)
+		// A partner who hangs up closes its connection right after its bye,
+		// and the close may overtake the bye: give the bye a moment, so the
+		// call ends with the partner's reason (the page shows it).
+		if c.failing {
+			return
+		}
+		c.failing = true
+		time.AfterFunc(byeGrace, func() {
+			n.post(func() { n.endCall(c, "media failed", true, true) })
+		})
 	}
 }
 
@@ -165,12 +202,19 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 	if c.hangup != nil {
 		c.hangup.Stop()
 	}
+	if c.feed != nil {
+		c.feed.Close()
+	}
+	by, why := endedBy(reason)
+	n.hub.publish("ended", endedEvent{Partner: c.peer.String(), Reason: why, By: by, Connected: c.connected})
 	n.last = c.sess.Stats()
 	if c.connected {
 		n.calls++
 	}
 	n.lastEnd = reason
+	n.lastPath = c.sess.Path()
 	rec := CallRecord{
+		Path:    n.lastPath,
 		MatchID: c.id.String(), Partner: c.peer.String(), Offerer: c.offerer,
 		Connected: c.connected, Reason: reason, MatchedAt: c.matchedAt, EndedAt: time.Now(),
 		VideoFramesReceived: n.last.VideoFramesReceived, AudioPacketsReceived: n.last.AudioPacketsReceived,
@@ -209,4 +253,18 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 		// A call that never connected was no call: search on regardless.
 		n.step(discovery.CallEnded{ID: c.id, Rematch: n.cfg.Auto || !c.connected})
 	}
+}
+
+// hello is what a session may carry of a node's interests in its hello.
+func hello(interests []string) []string {
+	if len(interests) > media.MaxInterests {
+		interests = interests[:media.MaxInterests]
+	}
+	out := make([]string, 0, len(interests))
+	for _, in := range interests {
+		if len(in) <= media.MaxInterestSize {
+			out = append(out, in)
+		}
+	}
+	return out
 }

@@ -1,6 +1,10 @@
 // Package node is a Serendip node: it composes a libp2p host with the DHT,
 // GossipSub presence, the matcher from package discovery and the calls from
-// package media, and serves the JSON API (and later the web UI) on localhost.
+// package media, and serves the JSON API and the web UI (package web) on
+// localhost. A node without media files takes its camera and microphone from
+// the page through a media.Bridge, and sends each stranger's media back to
+// the page; the page's events (state, chat, typing, the reason a call ended)
+// come over Server-Sent Events (web.go).
 //
 // One goroutine, the loop, owns the matcher and the current call. Everything
 // else (stream handlers, pubsub, media callbacks, the HTTP API) hands work to

@@ -56,6 +56,17 @@ type Config struct {
 	// Seed seeds the matcher's randomness; 0 draws one from crypto/rand.
 	Seed   uint64
 	Logger *slog.Logger
+
+	// BridgeLoopbackOnly makes the browser bridge (the page's media, used when
+	// there are no media files) offer loopback candidates only; the browser
+	// then needs --allow-loopback-in-peer-connection (tests).
+	BridgeLoopbackOnly bool
+	// Greeting, if set, is said in chat as soon as a call's chat channel is
+	// open (a demo bot).
+	Greeting string
+	// Mirror sends every stranger their own video and sound back and echoes
+	// their chat (a demo bot). It takes the place of media files and bridge.
+	Mirror bool
 }
 
 // DefaultConfig is for a node on the internet.
@@ -95,6 +106,12 @@ func (c Config) Validate() error {
 	if err := c.Matcher.Validate(); err != nil {
 		return fmt.Errorf("node: matcher: %w", err)
 	}
+	if c.Mirror && (c.VideoFile != "" || c.AudioFile != "") {
+		return errors.New("node: a mirror sends back what it gets; it takes no media files")
+	}
+	if len(c.Greeting) > media.MaxChatSize {
+		return fmt.Errorf("node: greeting longer than %d bytes", media.MaxChatSize)
+	}
 	if c.VideoFile != "" {
 		if err := media.CheckVideoFile(c.VideoFile); err != nil {
 			return err
@@ -121,6 +138,8 @@ type Node struct {
 	mdns   mdns.Service
 	engine *media.Engine
 	blocks *blocklist
+	bridge *media.Bridge // the page's media; nil with media files or Mirror
+	hub    *hub          // events for the page
 
 	signalLimit *limit.PerPeer
 	metrics     metrics
@@ -143,8 +162,11 @@ type Node struct {
 	last     media.Stats
 	lastEnd  string
 	history  []CallRecord
+	lastPath string // media path of the last call
 	// searchSince is when the current search began (zero when not searching).
 	searchSince time.Time
+	// interests are the tags of the latest Start, sent to each partner.
+	interests []string
 }
 
 type replyKey struct {
@@ -193,6 +215,17 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	n.ctx, n.cancel = ctx, cancel
 	n.inbox = make(chan func(), 256)
 	n.replies = make(map[replyKey]chan discovery.Reply)
+	n.hub, n.interests = newHub(), cfg.Interests
+	if cfg.VideoFile == "" && cfg.AudioFile == "" && !cfg.Mirror {
+		n.bridge, err = media.NewBridge(media.BridgeConfig{
+			LoopbackOnly: cfg.BridgeLoopbackOnly,
+			Logger:       log.With("part", "bridge"),
+		})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("node: bridge: %w", err)
+		}
+	}
 	if err := n.startNetwork(); err != nil {
 		n.Close()
 		return nil, err
@@ -359,6 +392,7 @@ func (n *Node) apply(a discovery.Action) {
 		}
 	case discovery.StateChanged:
 		n.log.Debug("matcher", "from", a.From, "to", a.To)
+		n.hub.poke()
 		switch {
 		case a.To == discovery.StateIdle:
 			n.searchSince = time.Time{}
@@ -451,6 +485,9 @@ func (n *Node) Close() error {
 		}
 		if n.dht != nil {
 			_ = n.dht.Close()
+		}
+		if n.bridge != nil {
+			_ = n.bridge.Close()
 		}
 	})
 	return nil
