@@ -1,5 +1,6 @@
 // Command serendip runs a Serendip node, a relay, or tools around them.
 //
+//	serendip demo    a relay, two bots and your node in one process, with the web UI
 //	serendip node    join the network, serve the API on localhost, run calls
 //	serendip relay   bootstrap, DHT server, circuit relay for the network
 //
@@ -25,6 +26,7 @@ import (
 const usage = `serendip: random video chat with no central server
 
 usage:
+  serendip demo  [flags]   try it: a small network on this machine and the web UI
   serendip node  [flags]   join the network and talk to strangers
   serendip relay [flags]   run a relay (bootstrap, DHT, circuit relay) for others
 
@@ -40,6 +42,8 @@ func main() {
 	defer stop()
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "demo":
+		err = runDemo(ctx, args)
 	case "node":
 		err = runNode(ctx, args)
 	case "relay":
@@ -48,7 +52,7 @@ func main() {
 		fmt.Print(usage)
 		return
 	default:
-		err = fmt.Errorf("unknown command %q (want node or relay)", cmd)
+		err = fmt.Errorf("unknown command %q (want demo, node, relay)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
