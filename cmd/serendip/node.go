@@ -32,6 +32,7 @@ func runNode(ctx context.Context, args []string) error {
 	callSeconds := fs.Float64("call-seconds", 0, "hang up (next) this many seconds after a call connects; 0 = never")
 	interests := fs.String("interests", "", "comma-separated interest tags")
 	local := fs.Bool("local", false, "a network on this one machine: loopback only, fast timers, no mDNS")
+	reach := fs.String("reachability", "auto", "auto (AutoNAT decides), private (behind NAT: use relays at once) or public")
 	private := fs.Bool("private", false, "privacy mode: media only through the relays' TURN servers, so a stranger never learns your IP address")
 	mdns := fs.Bool("mdns", true, "find peers on the LAN with mDNS (off with --local)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -88,7 +89,12 @@ func runNode(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(nodeHostOptions(key, listen, cfg.Bootstrap)...)
+	hostOpts, err := nodeHostOptions(key, listen, cfg.Bootstrap, *reach)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	h, err := libp2p.New(hostOpts...)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("node host: %w", err)
