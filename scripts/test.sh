@@ -17,17 +17,26 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-# The browser tests (node/browser_test.go, cmd/serendip/demo_test.go) drive
-# Debian's chromium with a fake camera. Install it where it is missing and we
-# can (root with apt-get); otherwise those tests skip and say why.
+# Debian packages some tests need, installed where missing and we can (root
+# with apt-get); without them those tests skip and say why:
+#   chromium           browser tests (node/browser_test.go, cmd/serendip/demo_test.go)
+#   nftables iproute2  real NAT in network namespaces (e2e/), also needs root
+#   curl               reading node APIs inside those namespaces
+want=()
 if [ -z "${SERENDIP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+	want+=(chromium)
+fi
+command -v nft >/dev/null || want+=(nftables)
+command -v ip >/dev/null || want+=(iproute2)
+command -v curl >/dev/null || want+=(curl)
+if [ ${#want[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-		echo "test.sh: installing chromium for the browser tests" >&2
-		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
-			echo "test.sh: could not install chromium; the browser tests will skip" >&2
+		echo "test.sh: installing ${want[*]}" >&2
+		if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null; }; then
+			echo "test.sh: could not install ${want[*]}; the tests that need them will skip" >&2
 		fi
 	else
-		echo "test.sh: chromium is not installed (needs root and apt-get to install it); the browser tests will skip" >&2
+		echo "test.sh: missing ${want[*]} (installing needs root and apt-get); the tests that need them will skip" >&2
 	fi
 fi
 # Screenshots of the browser tests go here.

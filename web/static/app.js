@@ -333,7 +333,7 @@
     } else {
       phase = haveVideo ? 'video' : 'connecting';
       overlay = 'Connected. Waiting for the stranger\'s video…';
-      status = 'Connected to a stranger. Say hi!';
+      status = 'Connected to a stranger. Say hi!' + pathText(st.media && st.media.path);
     }
     if (!idle && st.bridge && S.bridge !== 'connected' && S.localStream) {
       status += ' (your camera is still connecting)';
@@ -355,6 +355,13 @@
         el.shared.append(chip);
       }
     }
+  }
+
+  // How the media travels, said quietly: direct, or through a relay's TURN
+  // server (privacy mode, or NATs that would not let the two meet).
+  function pathText(path) {
+    if (!path) return '';
+    return path === 'relay' ? ' · through a relay' : ' · direct';
   }
 
   function appendLog(li) {
