@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -47,6 +48,11 @@ type EngineConfig struct {
 	// checks may run before the first candidate pair works. KeepaliveInterval:
 	// how often ICE sends keepalives on an idle connection.
 	DisconnectedTimeout, FailedTimeout, KeepaliveInterval time.Duration
+	// Net, if set, is the network ICE gathers and sends on instead of the
+	// machine's own: a virtual network for tests (pion/transport vnet, with
+	// NATs and loss in process). The loopback filters do not apply to it, and
+	// mDNS is off (vnet has no multicast).
+	Net transport.Net
 	// Logger receives pion's own logs (levels shifted down one step: pion's
 	// errors at Warn, its warnings and info at Debug). nil means slog.Default().
 	Logger *slog.Logger
@@ -142,12 +148,18 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	se := webrtc.SettingEngine{LoggerFactory: pionLoggerFactory{log: cfg.Logger}}
 	se.SetICETimeouts(cfg.DisconnectedTimeout, cfg.FailedTimeout, cfg.KeepaliveInterval)
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.Net != nil {
+		se.SetNet(cfg.Net)
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
 	if cfg.LoopbackOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		if names := loopbackInterfaces(); len(names) > 0 {
-			se.SetInterfaceFilter(func(name string) bool { return names[name] })
+		if cfg.Net == nil {
+			se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+			if names := loopbackInterfaces(); len(names) > 0 {
+				se.SetInterfaceFilter(func(name string) bool { return names[name] })
+			}
 		}
 	} else {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
