@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -132,9 +133,26 @@ func (c EngineConfig) withDefaults() EngineConfig {
 // interceptors, network settings), no network resources of its own, and is
 // safe for concurrent use. It needs no Close.
 type Engine struct {
-	api *webrtc.API
-	cfg EngineConfig
+	api       *webrtc.API
+	cfg       EngineConfig
+	relayOnly atomic.Bool // privacy mode, switchable between calls
 }
+
+// SetRelayOnly switches privacy mode (ICE relay candidates only, see
+// EngineConfig.RelayOnly) for the calls started from now on.
+func (e *Engine) SetRelayOnly(on bool) error {
+	if on && e.cfg.LoopbackOnly {
+		return fmt.Errorf("%w: privacy mode needs TURN relays; a loopback-only engine has none", ErrBadConfig)
+	}
+	e.relayOnly.Store(on)
+	return nil
+}
+
+// RelayOnly reports whether privacy mode is on.
+func (e *Engine) RelayOnly() bool { return e.relayOnly.Load() }
+
+// CanRelayOnly reports whether privacy mode can be switched on.
+func (e *Engine) CanRelayOnly() bool { return !e.cfg.LoopbackOnly }
 
 // NewEngine builds an Engine: a MediaEngine with VP8 and Opus only, pion's
 // default interceptors (NACK, RTCP reports, TWCC, stats) and a SettingEngine
@@ -177,7 +195,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{api: api, cfg: cfg}, nil
+	e := &Engine{api: api, cfg: cfg}
+	e.relayOnly.Store(cfg.RelayOnly)
+	return e, nil
 }
 
 // newAPI builds a pion API with VP8 and Opus only, pion's default
@@ -223,7 +243,7 @@ func (e *Engine) peerConfig() webrtc.Configuration {
 	if f := e.cfg.ICEServersFunc; f != nil {
 		c.ICEServers = append(append([]webrtc.ICEServer{}, c.ICEServers...), f()...)
 	}
-	if e.cfg.RelayOnly {
+	if e.relayOnly.Load() {
 		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	return c

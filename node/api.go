@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -32,6 +33,11 @@ type State struct {
 	Lonely bool `json:"lonely"`
 	// Peers is the number of libp2p peers connected.
 	Peers int `json:"peers"`
+	// Private: privacy mode (media through TURN relays only) for the next
+	// calls; PrivacyAvailable: it can be switched on (not on a loopback-only
+	// network).
+	Private          bool `json:"private"`
+	PrivacyAvailable bool `json:"privacy_available"`
 	// LastEnd is why the last call ended.
 	LastEnd string `json:"last_end,omitempty"`
 }
@@ -65,6 +71,9 @@ func (n *Node) state() State {
 		Lonely:    ms.Lonely,
 		Peers:     len(n.h.Network().Peers()),
 		LastEnd:   n.lastEnd,
+		Private:   n.engine.RelayOnly(),
+
+		PrivacyAvailable: n.engine.CanRelayOnly(),
 	}
 	stats := n.last
 	switch ms.State {
@@ -160,6 +169,15 @@ func (n *Node) Block(p peer.ID) error {
 	return errors.Join(qerr, err)
 }
 
+// SetPrivate switches privacy mode for the calls started from now on.
+func (n *Node) SetPrivate(on bool) error {
+	if err := n.engine.SetRelayOnly(on); err != nil {
+		return fmt.Errorf("%w: %w", ErrNoPrivacy, err)
+	}
+	n.post(func() { n.hub.poke() })
+	return nil
+}
+
 // maxBody bounds API request bodies.
 const maxBody = 16 << 10
 
@@ -171,6 +189,7 @@ const maxBody = 16 << 10
 //	POST /api/next
 //	POST /api/stop
 //	POST /api/block   optional body {"peer": "<peer id>"} (default: the partner)
+//	POST /api/privacy {"private": true|false}: privacy mode from the next call
 //
 // and the web UI with the calls only it needs (see web.go):
 //
@@ -237,6 +256,16 @@ func (n *Node) Handler() http.Handler {
 		}
 		n.respond(w, n.Block(p))
 	})
+	mux.HandleFunc("POST /api/privacy", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Private bool `json:"private"`
+		}
+		if err := readBody(r, &body); err != nil {
+			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+			return
+		}
+		n.respond(w, n.SetPrivate(body.Private))
+	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, apiError{"no such API call: " + r.Method + " " + r.URL.Path})
 	})
@@ -269,7 +298,7 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrClosed):
 		code = http.StatusServiceUnavailable
-	case errors.Is(err, ErrInCall), errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoPartner):
+	case errors.Is(err, ErrInCall), errors.Is(err, ErrNotStarted), errors.Is(err, ErrNoPartner), errors.Is(err, ErrNoPrivacy):
 		code = http.StatusConflict
 	}
 	writeJSON(w, code, apiError{err.Error()})

@@ -11,6 +11,8 @@ var (
 	ErrNotStarted = errors.New("not started; use start")
 	// ErrNoPartner refuses Block without a peer when there is no partner.
 	ErrNoPartner = errors.New("no partner to block")
+	// ErrNoPrivacy refuses privacy mode where there are no TURN relays.
+	ErrNoPrivacy = errors.New("privacy mode not available")
 )
 
 // errNoStream means a signal was produced before the call had its stream.

@@ -11,7 +11,7 @@
     stage: $('stage'), overlayText: $('overlay-text'), remote: $('remote-video'), local: $('local-video'),
     selfOff: $('self-off'), unmute: $('unmute'), status: $('status'), online: $('online-count'),
     start: $('start'), next: $('next'), stop: $('stop'), block: $('block'),
-    mic: $('mute-mic'), cam: $('mute-cam'), interests: $('interests'), startForm: $('start-form'),
+    mic: $('mute-mic'), cam: $('mute-cam'), priv: $('private'), interests: $('interests'), startForm: $('start-form'),
     log: $('chat-log'), typing: $('typing'), shared: $('shared'),
     chatForm: $('chat-form'), input: $('chat-input'), send: $('chat-send'), notice: $('notice'),
   };
@@ -300,6 +300,9 @@
     el.interests.disabled = !idle;
     el.start.textContent = st.calls > 0 || S.lastEnded ? 'New stranger' : 'Start';
 
+    el.priv.hidden = !st.privacy_available;
+    el.priv.setAttribute('aria-pressed', st.private ? 'true' : 'false');
+
     const n = st.online_estimate || 1;
     el.online.textContent = '≈ ' + n + (n === 1 ? ' person' : ' people') + ' online';
 
@@ -426,6 +429,8 @@
   el.next.addEventListener('click', next);
   el.stop.addEventListener('click', () => act(() => api('stop')));
   el.block.addEventListener('click', () => act(() => api('block', {})));
+  el.priv.addEventListener('click', () =>
+    act(() => api('privacy', { private: el.priv.getAttribute('aria-pressed') !== 'true' })));
   el.startForm.addEventListener('submit', (e) => { e.preventDefault(); start(); });
 
   document.addEventListener('keydown', (e) => {
