@@ -29,6 +29,7 @@ usage:
   serendip demo  [flags]   try it: a small network on this machine and the web UI
   serendip node  [flags]   join the network and talk to strangers
   serendip relay [flags]   run a relay (bootstrap, DHT, circuit relay) for others
+  serendip harness [flags] run many nodes on this machine through a scenario and report
 
 run "serendip <command> -h" for the flags of a command
 `
@@ -48,11 +49,13 @@ func main() {
 		err = runNode(ctx, args)
 	case "relay":
 		err = runRelay(ctx, args)
+	case "harness":
+		err = runHarness(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
 	default:
-		err = fmt.Errorf("unknown command %q (want demo, node, relay)", cmd)
+		err = fmt.Errorf("unknown command %q (want demo, node, relay or harness)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -1,0 +1,269 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/metrics"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"serendip/node"
+	"serendip/relay"
+)
+
+// inproc runs every relay and node in this process, each on its own libp2p
+// host on 127.0.0.1. The hosts are lighter than the node command's (TCP and
+// Noise only, no relay transport, no resource manager, no Prometheus) so
+// that a thousand fit in one process; the node on top is the real one.
+type inproc struct {
+	cfg     Config
+	log     *slog.Logger
+	bw      *metrics.BandwidthCounter // every node host's traffic
+	relayBW *metrics.BandwidthCounter
+
+	mu     sync.Mutex
+	relays []*inprocRelay
+	boot   []peer.AddrInfo
+	// closing counts killed nodes still closing.
+	closing sync.WaitGroup
+}
+
+type inprocRelay struct {
+	h host.Host
+	r *relay.Relay
+}
+
+func newInproc(cfg Config) *inproc {
+	return &inproc{
+		cfg: cfg, log: cfg.Logger,
+		bw:      metrics.NewBandwidthCounter(),
+		relayBW: metrics.NewBandwidthCounter(),
+	}
+}
+
+func (p *inproc) mode() string { return "in-process" }
+
+// newHost is a libp2p host on a random loopback TCP port.
+func newHost(bw metrics.Reporter, extra ...libp2p.Option) (host.Host, error) {
+	opts := []libp2p.Option{
+		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.DisableMetrics(),
+		libp2p.BandwidthReporter(bw),
+	}
+	return libp2p.New(append(opts, extra...)...)
+}
+
+func (p *inproc) startRelays(ctx context.Context, n int) error {
+	for i := range n {
+		// libp2p's default connection manager trims a host to 160
+		// connections once it has 192: a relay that serves more nodes
+		// must keep them all (the relay command does not yet; see the
+		// package doc).
+		cm, err := connmgr.NewConnManager(2*p.cfg.Nodes+160, 4*p.cfg.Nodes+192)
+		if err != nil {
+			return fmt.Errorf("%w: relay connection manager: %w", ErrLaunch, err)
+		}
+		h, err := newHost(p.relayBW, libp2p.ForceReachabilityPublic(), libp2p.ConnectionManager(cm))
+		if err != nil {
+			return fmt.Errorf("%w: relay host: %w", ErrLaunch, err)
+		}
+		rc := relay.DefaultConfig()
+		rc.Network = p.cfg.Network
+		rc.Bootstrap = p.boot // every relay joins the ones before it
+		rc.Logger = p.log.With("relay", i)
+		r, err := relay.New(h, rc)
+		if err != nil {
+			h.Close()
+			return fmt.Errorf("%w: relay: %w", ErrLaunch, err)
+		}
+		p.mu.Lock()
+		p.relays = append(p.relays, &inprocRelay{h: h, r: r})
+		p.boot = append(p.boot, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
+	h, err := newHost(p.bw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: node host: %w", ErrLaunch, err)
+	}
+	nc := node.LocalConfig()
+	nc.Network = p.cfg.Network
+	p.mu.Lock()
+	nc.Bootstrap = append([]peer.AddrInfo(nil), p.boot...)
+	p.mu.Unlock()
+	// A DHT client, as a node behind NAT is on the internet (AutoNAT finds
+	// it unreachable); on loopback nothing tells the node that, and a
+	// thousand DHT servers in one process would measure the DHT instead
+	// of Serendip. The relays are the DHT servers.
+	nc.DHTMode = dht.ModeClient
+	nc.Auto = spec.auto
+	nc.CallTime = spec.callTime
+	nc.Seed = spec.seed
+	if p.cfg.Media == MediaFiles {
+		nc.VideoFile, nc.AudioFile = p.cfg.VideoFile, p.cfg.AudioFile
+	}
+	if p.cfg.NodeLogger != nil {
+		nc.Logger = p.cfg.NodeLogger.With("node", spec.index)
+	}
+	n, err := node.New(h, nc)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("%w: node %d: %w", ErrLaunch, spec.index, err)
+	}
+	return &inprocNode{n: n, h: h, id: h.ID().String(), closing: &p.closing}, nil
+}
+
+func (p *inproc) traffic() (classBytes, bool) {
+	out := classBytes{}
+	for proto, s := range p.bw.GetBandwidthByProtocol() {
+		c := protocolClass(string(proto))
+		v := out[c]
+		v.In += uint64(s.TotalIn)
+		v.Out += uint64(s.TotalOut)
+		out[c] = v
+	}
+	return out, true
+}
+
+func (p *inproc) relayTraffic() (uint64, uint64, bool) {
+	t := p.relayBW.GetBandwidthTotals()
+	return uint64(t.TotalIn), uint64(t.TotalOut), true
+}
+
+func (p *inproc) rss() (int64, bool) {
+	m, err := readProcStatus("self")
+	if err != nil {
+		return 0, false
+	}
+	return m.rss, true
+}
+
+func (p *inproc) close() error {
+	// Killed nodes close in the background; give them a while.
+	done := make(chan struct{})
+	go func() {
+		p.closing.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeTimeout):
+		p.log.Warn("killed nodes still closing", "after", closeTimeout)
+	}
+	p.mu.Lock()
+	relays := p.relays
+	p.relays = nil
+	p.mu.Unlock()
+	var errs []error
+	for _, r := range relays {
+		errs = append(errs, r.r.Close(), r.h.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// inprocNode is a node.Node on its own host.
+type inprocNode struct {
+	n       *node.Node
+	h       host.Host
+	id      string
+	once    sync.Once
+	closing *sync.WaitGroup
+}
+
+func (m *inprocNode) PeerID() string { return m.id }
+
+func (m *inprocNode) State(ctx context.Context) (node.State, error) {
+	return within(ctx, m.n.State)
+}
+
+func (m *inprocNode) History(ctx context.Context) ([]node.CallRecord, error) {
+	return within(ctx, m.n.History)
+}
+
+func (m *inprocNode) Metrics(context.Context) (node.Metrics, bool) { return m.n.Metrics(), true }
+
+func (m *inprocNode) Start(ctx context.Context) error {
+	_, err := within(ctx, func() (struct{}, error) { return struct{}{}, m.n.Start(nil) })
+	return err
+}
+
+// chatter is a node that can send chat (node.Node.SendChat, where the node
+// has it).
+type chatter interface{ SendChat(text string) error }
+
+func (m *inprocNode) Chat(ctx context.Context, text string) error {
+	c, ok := any(m.n).(chatter)
+	if !ok {
+		return errNoChat
+	}
+	_, err := within(ctx, func() (struct{}, error) { return struct{}{}, c.SendChat(text) })
+	return err
+}
+
+func (m *inprocNode) Next(ctx context.Context) error {
+	_, err := within(ctx, func() (struct{}, error) { return struct{}{}, m.n.Next() })
+	return err
+}
+
+// Kill closes the host first, so every connection drops with no bye, and
+// only then the node, whose goodbyes find no connection left. The node
+// closes in the background (its loop and Pion session outlive the host
+// until then, as a killed process's would not).
+func (m *inprocNode) Kill() error {
+	var err error
+	m.once.Do(func() {
+		err = m.h.Close()
+		m.closing.Add(1)
+		go func() {
+			defer m.closing.Done()
+			_ = m.n.Close()
+		}()
+	})
+	return err
+}
+
+func (m *inprocNode) Close() error {
+	var err error
+	m.once.Do(func() {
+		err = errors.Join(m.n.Close(), m.h.Close())
+	})
+	return err
+}
+
+func (m *inprocNode) Usage() (procUsage, bool) { return procUsage{}, false }
+
+// settle waits until cond holds or d passes, polling every 100 ms.
+func settle(ctx context.Context, d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return true
+}
