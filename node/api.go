@@ -185,6 +185,7 @@ const maxBody = 16 << 10
 //
 //	GET  /api/state
 //	GET  /api/calls   finished calls, oldest first
+//	GET  /api/metrics message counters (presence, claims, signals)
 //	POST /api/start   optional body {"interests": ["music", ...]}
 //	POST /api/next
 //	POST /api/stop
@@ -213,6 +214,9 @@ func (n *Node) Handler() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, st)
+	})
+	mux.HandleFunc("GET /api/metrics", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, n.Metrics())
 	})
 	mux.HandleFunc("GET /api/calls", func(w http.ResponseWriter, r *http.Request) {
 		h, err := n.History()

@@ -82,10 +82,12 @@ func DefaultConfig() Config {
 }
 
 // LocalConfig is for many nodes on one machine: fast timers, loopback media,
-// no mDNS.
+// no mDNS, DHT client mode.
 func LocalConfig() Config {
 	c := DefaultConfig()
 	c.MDNS = false
+	// On loopback every node would pass for a DHT server; the relays serve.
+	c.DHTMode = dht.ModeClient
 	c.RendezvousInterval = 5 * time.Second
 	c.Matcher = discovery.LocalConfig()
 	c.Media = media.LoopbackEngineConfig()

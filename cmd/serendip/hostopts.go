@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -42,14 +43,21 @@ func nodeHostOptions(key crypto.PrivKey, listen []string, relays []peer.AddrInfo
 
 // relayHostOptions: a public host that answers AutoNAT dial-backs for the
 // nodes (so they learn whether they are behind NAT).
-func relayHostOptions(key crypto.PrivKey, listen []string) []libp2p.Option {
+// Its connection manager keeps thousands of nodes: the default (trim to 160
+// past 192) would drop nodes that rely on it for presence and circuits.
+func relayHostOptions(key crypto.PrivKey, listen []string) ([]libp2p.Option, error) {
+	cm, err := connmgr.NewConnManager(4000, 5000)
+	if err != nil {
+		return nil, err
+	}
 	return []libp2p.Option{
+		libp2p.ConnectionManager(cm),
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.ForceReachabilityPublic(),
 		libp2p.EnableNATService(),
 		libp2p.EnableAutoNATv2(),
-	}
+	}, nil
 }
 
 // withCircuits makes a node that knows it is behind NAT also advertise

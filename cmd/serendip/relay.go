@@ -44,7 +44,11 @@ func runRelay(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(relayHostOptions(key, listen)...)
+	hostOpts, err := relayHostOptions(key, listen)
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(hostOpts...)
 	if err != nil {
 		return fmt.Errorf("relay host: %w", err)
 	}

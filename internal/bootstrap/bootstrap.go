@@ -1,4 +1,4 @@
-// Package bootstrap connects a host to its bootstrap peers.
+// Package bootstrap keeps a host connected to its bootstrap peers.
 package bootstrap
 
 import (
@@ -7,16 +7,23 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // dialTimeout bounds one connection attempt.
 const dialTimeout = 10 * time.Second
 
-// Connect dials every peer until each has answered once, retrying the ones
-// that fail with a backoff from one second up to a minute. It returns when all
-// have answered or ctx ends; connected is closed after the first success (or
-// at once when peers is empty), so callers can wait for the network.
+// checkEvery is how often connected peers are checked once all answered
+// (a variable so tests can shorten it).
+var checkEvery = 30 * time.Second
+
+// Connect dials every bootstrap peer and keeps doing so for those that are
+// not connected: failures are retried with a backoff from one second up to a
+// minute, and a peer that drops the connection later (a relay trimming its
+// connections, a restart) is dialled again within checkEvery. It returns when
+// ctx ends. connected is closed after the first success (or at once when
+// peers is empty), so callers can wait for the network.
 func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, log *slog.Logger, connected chan<- struct{}) {
 	signalled := false
 	signal := func() {
@@ -27,12 +34,17 @@ func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, log *slog.
 	}
 	if len(peers) == 0 {
 		signal()
+		return
 	}
-	pending := append([]peer.AddrInfo(nil), peers...)
-	for delay := time.Second; len(pending) > 0; delay = min(2*delay, time.Minute) {
-		var left []peer.AddrInfo
-		for _, ai := range pending {
+	backoff := time.Second
+	for {
+		failed := false
+		for _, ai := range peers {
 			if ai.ID == h.ID() {
+				continue
+			}
+			if h.Network().Connectedness(ai.ID) == network.Connected {
+				signal()
 				continue
 			}
 			dctx, cancel := context.WithTimeout(ctx, dialTimeout)
@@ -40,20 +52,23 @@ func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, log *slog.
 			cancel()
 			if err != nil {
 				log.Debug("bootstrap peer unreachable", "peer", ai.ID, "err", err)
-				left = append(left, ai)
+				failed = true
 				continue
 			}
 			log.Debug("connected to bootstrap peer", "peer", ai.ID)
 			signal()
 		}
-		pending = left
-		if len(pending) == 0 {
-			break
+		wait := checkEvery
+		if failed {
+			wait = min(backoff, checkEvery)
+			backoff = min(2*backoff, time.Minute)
+		} else {
+			backoff = time.Second
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
 	}
 }
