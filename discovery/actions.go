@@ -12,12 +12,13 @@ type Announce struct {
 	Searching bool
 	Interests []string
 	Expires   time.Time
+	Key       uint64 // our pairing key for the current search
 }
 
 // Presence builds the wire message for a with the node's next sequence number
-// and its own multiaddrs.
+// and its own multiaddrs. The node sets Level (its Sharder's) itself.
 func (a Announce) Presence(seq uint64, addrs [][]byte) Presence {
-	return Presence{Seq: seq, Expires: a.Expires.UnixMilli(), Searching: a.Searching, Interests: a.Interests, Addrs: addrs}
+	return Presence{Seq: seq, Expires: a.Expires.UnixMilli(), Searching: a.Searching, Key: a.Key, Interests: a.Interests, Addrs: addrs}
 }
 
 // SendClaim: open a claim stream to To, write Claim, read one Reply and report

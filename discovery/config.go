@@ -17,12 +17,20 @@ type Config struct {
 	// to resolve before it is refused with RefuseTimeout. Must be less than
 	// ClaimTimeout, by at least a round trip, so the waiter hears in time.
 	HoldTimeout time.Duration
-	// ClaimJitter: each claim goes out after a random delay in
-	// [0, ClaimJitter), so that others may claim us first and claims collide
-	// less; in [ClaimJitter, 2*ClaimJitter) when we had nobody to claim
-	// before, since a peer that just appeared is likely to claim us itself.
-	// Zero claims at once.
+	// ClaimJitter: how long the pool must settle before we pair. The
+	// pairing decision (see the package doc) runs a random delay in
+	// [ClaimJitter/2, ClaimJitter) after the search starts, after the first
+	// candidate appears or after a failed claim; every new candidate in the
+	// meantime pushes it back by such a delay, up to 2*ClaimJitter after the
+	// first. About one round trip lets the presence of peers that started
+	// together arrive, so that they all pair on the same view. Zero decides
+	// at once.
 	ClaimJitter time.Duration
+	// PairWait: how long the higher of a pair waits for its partner's claim
+	// before claiming the partner itself, and how long the odd one out waits
+	// before claiming a peer at random. At least ClaimJitter plus a round
+	// trip, so that a partner who heard of us late still claims first.
+	PairWait time.Duration
 	// SetupTimeout: a match whose call has not started (no CallStarted) after
 	// this long is ended with EndCall{Reason: ReasonSetupTimeout}.
 	SetupTimeout time.Duration
@@ -34,8 +42,8 @@ type Config struct {
 	// lost announcement).
 	PresenceTTL time.Duration
 	// RecentPartners: how many of the latest partners (calls that started,
-	// and peers left with Next) we never claim. Their inbound claims are still
-	// accepted (see the package doc). Zero disables the rule.
+	// and peers left with Next) we never pair with: never claimed, their
+	// claims refused (RefuseBusy). Zero disables the rule.
 	RecentPartners int
 	// InterestWait: for this long after a search starts, a node with
 	// interests claims only peers that share one; then anyone.
@@ -49,7 +57,8 @@ func DefaultConfig() Config {
 	return Config{
 		ClaimTimeout:     5 * time.Second,
 		HoldTimeout:      3 * time.Second,
-		ClaimJitter:      300 * time.Millisecond,
+		ClaimJitter:      100 * time.Millisecond,
+		PairWait:         500 * time.Millisecond,
 		SetupTimeout:     15 * time.Second,
 		AnnounceInterval: 5 * time.Second,
 		PresenceTTL:      20 * time.Second,
@@ -66,6 +75,7 @@ func LocalConfig() Config {
 		ClaimTimeout:     2 * time.Second,
 		HoldTimeout:      1 * time.Second,
 		ClaimJitter:      100 * time.Millisecond,
+		PairWait:         400 * time.Millisecond,
 		SetupTimeout:     10 * time.Second,
 		AnnounceInterval: 1 * time.Second,
 		PresenceTTL:      5 * time.Second,
@@ -93,6 +103,9 @@ func (c Config) Validate() error {
 	positive("PresenceTTL", c.PresenceTTL)
 	if c.ClaimJitter < 0 {
 		bad("ClaimJitter must not be negative, got %v", c.ClaimJitter)
+	}
+	if c.PairWait < 0 {
+		bad("PairWait must not be negative, got %v", c.PairWait)
 	}
 	if c.InterestWait < 0 {
 		bad("InterestWait must not be negative, got %v", c.InterestWait)

@@ -12,22 +12,52 @@
 //
 // # Matching
 //
-// A searching node announces itself on the presence topic and keeps a pool of
-// peers announced as available. After a random jitter it claims one peer,
-// chosen uniformly among the eligible ones (not itself, not blocked, not one
-// of its last Config.RecentPartners partners, not one that refused it since
-// its last presence), over a direct stream. A node that had nobody to claim
-// waits one jitter longer, because the peer that just appeared has probably
-// just started searching and will claim someone itself. A match exists when
-// the target accepts; the claimer is the offerer of the call. The rules (the
-// Config fields named time them):
+// A searching node announces itself on its presence shard (see Presence
+// shards) and keeps a pool of peers announced as available. Each search has
+// a pairing key, sent in every announcement of the search: its start time in
+// milliseconds, then 20 random bits. The rules (the Config fields named time
+// them):
 //
+//   - Pairing. A short while after the search starts, after the first peer
+//     appears, or after a claim fails, the node pairs: it orders the
+//     searching peers of its pool and itself by key (then peer id) and pairs
+//     neighbours, (0,1), (2,3), ... The lower of its pair claims the higher
+//     at once; the higher waits PairWait for that claim, then claims the
+//     partner itself. Peers that heard the same presences compute the same
+//     pairs, so under full contention (everyone pressing Start at once) a
+//     claim almost never meets a claiming or matched peer: about one claim
+//     per match. Keys in start order make a newcomer join the end of
+//     everyone's order, leaving the pairs already formed as they are.
+//   - Settling. The pairing runs a random delay in [ClaimJitter/2,
+//     ClaimJitter) after its trigger; each new peer in the meantime pushes it
+//     back by such a delay, up to 2·ClaimJitter, so that peers who started
+//     together pair on the same, complete view. About half a round trip is
+//     right (DefaultConfig assumes about 150ms).
+//   - The odd one out (the highest of an odd count) claims nobody: it is
+//     Lonely until its pool changes, when it pairs again (a newcomer pairs
+//     with it). A node whose pool is empty is Lonely too. Lonely, it waits
+//     calmly: its only timer is the next announcement. When a new peer
+//     appears, a node that was lonely announces itself again, so that the
+//     newcomer (which may have joined the topic after our last
+//     announcement) knows it too.
+//   - Recent partners and blocked peers. The order counts every searching
+//     peer of the pool, recent partners too, so that it stays the same for
+//     everyone; a recent partner is never claimed, and its claims are
+//     refused RefuseBusy: a user never meets one of their last
+//     Config.RecentPartners partners again. Two former partners who are
+//     neighbours in the order are orphans: the lower claims the odd one out
+//     if there is one; otherwise both wait PairWait for another orphan's
+//     claim, then claim a candidate at random. Blocked peers (and peers that
+//     refused us as blocked) never enter the pool.
+//   - Interests. For InterestWait after its search starts, a node with
+//     interests orders, and claims, only peers that share one; then anyone.
+//     An inbound claim is accepted whatever the interests.
 //   - One claim outstanding at most. An inbound claim that meets our own
 //     outstanding claim is ordered by Claim.Less (ticket, then id): if it is
-//     older (smaller) it waits, at most one at a time and at most HoldTimeout,
-//     and is accepted if our claim fails or refused RefuseBusy if ours
-//     succeeds; if it is younger it is refused at once (wait-die, so no wait
-//     cycle can form).
+//     older (smaller) it waits, at most one at a time and at most
+//     HoldTimeout, and is accepted if our claim fails or refused RefuseBusy
+//     if ours succeeds; if it is younger it is refused at once (wait-die, so
+//     no wait cycle can form).
 //   - Crossing (two nodes claim each other): the smaller claim wins on both
 //     sides. The loser of the crossing accepts the winner's claim; the winner
 //     answers the loser's claim with RefuseCrossing, and the loser, if it
@@ -38,30 +68,29 @@
 //     it for the matcher's life.
 //   - A match whose call has not started after SetupTimeout is ended and the
 //     search resumes. Partners whose call started, or whom the user left with
-//     Next, join the recent list. A recent partner is never claimed, even
-//     when it is the only peer around. Its own claims are accepted like any
-//     other: they come only from a peer whose call never started (or whose
-//     RecentPartners is shorter), and refusing them would leave both nodes
-//     searching for each other forever.
-//   - A node with interests claims only peers that share one for
-//     InterestWait after its search starts; then anyone. An inbound claim is
-//     accepted whatever the interests.
+//     Next, join the recent list.
 //   - An event that makes no sense in the current state (a reply to a claim
 //     no longer held, CallStarted for another match, Start while matched) is
 //     dropped: no actions, no change. No event panics in any state.
 //
+// Status is O(1) (the pool counts its recent partners as they come and go;
+// expired entries are pruned lazily, when the earliest expiry passes), so a
+// node may ask for it after every Step.
+//
 // # Presence message
 //
-// The payload of one GossipSub message on PresenceTopic(network), at most
-// MaxPresenceSize (4096) bytes. The sender is the message's signed From. All
-// integers are big-endian.
+// The payload of one GossipSub message on a presence shard topic (see
+// ShardTopic), at most MaxPresenceSize (4096) bytes. The sender is the
+// message's signed From. All integers are big-endian.
 //
 //	offset  size  field
-//	0       1     version = 1
+//	0       1     version = 2
 //	1       1     flags: bit 0 = searching; other bits must be 0
-//	2       8     seq, uint64, strictly increasing per sender
-//	10      8     expires, int64 unix milliseconds
-//	18      1     n = number of interests, 0..16
+//	2       1     level: the sender's shard level, 0..MaxShardLevel (30)
+//	3       8     seq, uint64, strictly increasing per sender
+//	11      8     expires, int64 unix milliseconds
+//	19      8     key, uint64: the pairing key of the sender's search
+//	27      1     n = number of interests, 0..16
 //	        n ×   1-byte length (1..32) + that many bytes of lower-case,
 //	              printable UTF-8 without white space; no duplicates
 //	        1     m = number of addresses, 0..16
@@ -74,6 +103,58 @@
 // from that sender). Searching=false is a withdraw: the sender is matched or
 // stopped. A sender should start seq from its wall clock (for example
 // uint64(time.Now().UnixNano())) so that a restarted node is not refused.
+// Version 1 (without level and key) is refused.
+//
+// # Presence shards
+//
+// With one topic every node would hear every announcement, and a node's
+// presence traffic would grow with the network. A Sharder keeps it bounded:
+//
+//   - Position. Time is cut into epochs of ShardConfig.Epoch, each node's
+//     offset by a phase drawn from its id (so that the network rotates a
+//     little at a time, never all at once). In each epoch a node's position
+//     is the first 64 bits of SHA-256("serendip/position", id, epoch): a
+//     uniform, fresh draw per epoch.
+//   - Shards. At level L a node's home shard is the first L bits of its
+//     position; its topic is ShardTopic(network, shard): the root (level 0)
+//     is PresenceTopic(network) itself, a deeper shard adds "/L.index". A
+//     node joins its home topic and announces there. Every pair of nodes
+//     shares a shard with the same chance 2^-L in every epoch, and epochs
+//     draw again, so over time everyone meets everyone with equal chance.
+//   - Level. A node estimates how many presence messages its shard carries
+//     per AnnounceInterval (its window is ShardConfig.Window) and keeps it
+//     between Target/2 and 2·Target: over 2·Target it goes deeper (each
+//     shard splits in two), under Target/2 shallower. Levels move only at
+//     checks that fall on the same wall-clock instants for every node (every
+//     Window/4), and a node follows the level most of its shard's messages
+//     come from, so that nodes agree. The traffic a node hears is thus about
+//     Target messages per AnnounceInterval whatever the size of the network;
+//     only searching nodes announce, so the level follows the number of
+//     searches, not of nodes.
+//   - Samples. Each announcement also goes to each ancestor k levels up with
+//     probability 2^-k (under one extra message on average), so every
+//     ancestor, the root too, carries about as much as a shard: a uniform
+//     sample of the searches below it. A message from a deeper sender counts
+//     2^(its level - ours) in the estimate (at most 8). A node that does not
+//     know its level (a first start) starts at the root and, before it
+//     publishes anything, listens (up to 3s): in a big network the samples
+//     tell it the level, and it goes there at once.
+//   - Lonely nodes. A searching node that stays Lonely for LonelyWait also
+//     joins (and announces on) the parent of its home, then 2, 4, ... levels
+//     up, down to the root: two lonely nodes in different shards meet where
+//     their ancestors do. A lone node in the whole network ends on the root,
+//     waiting calmly.
+//   - Changes. When its home changes (a new epoch, a level merged), a node
+//     stays joined to the old one for Linger (a presence TTL) and announces
+//     on both, so that the peers that knew it there keep a consistent pool.
+//     Matches are not disturbed: claims travel over direct streams, and the
+//     pool keeps the peers it knew until their presence expires. A withdraw
+//     goes to every shard its search announced to.
+//
+// With DefaultShardConfig (Target 16, AnnounceInterval 5s) a node hears
+// about 3 presence messages a second from its shard (a few hundred bytes
+// each), in a network of any size. Relays join the root (PresenceTopic) as
+// before; it carries the whole of a small network, and samples of a big one.
 //
 // # Claim protocol
 //

@@ -34,6 +34,7 @@ type PresenceSeen struct {
 	Peer      PeerID
 	Expires   time.Time
 	Searching bool
+	Key       uint64 // the peer's pairing key (Presence.Key)
 	Interests []string
 }
 

@@ -45,8 +45,9 @@ type Status struct {
 	// blocked, not recent, not refused since their last presence), ignoring
 	// the interest window.
 	PoolSize int
-	// Lonely: searching with no peer to claim; the matcher waits for a
-	// presence and makes no claims.
+	// Lonely: searching with nobody to pair with: no peer to claim, or
+	// every candidate pairs with another (we are the odd one out). The
+	// matcher waits for the pool to change and makes no claims.
 	Lonely bool
 	// NextWake is when the caller should Step(…, Tick{}) next; zero means no
 	// timer is needed. It is always after the latest Step's now.
@@ -63,20 +64,29 @@ type Status struct {
 // dropped: Step returns no actions and nothing changes, except where the doc
 // of the event says otherwise. No event panics in any state.
 type Matcher struct {
-	self PeerID
-	cfg  Config
-	rng  *rand.Rand
-	now  time.Time
-	acts []Action
+	self  PeerID
+	selfH uint64 // peerHash(self)
+	cfg   Config
+	rng   *rand.Rand
+	now   time.Time
+	acts  []Action
 
 	state       State
 	interests   []string
 	searchSince time.Time
+	key         uint64    // pairing key of the current search
 	nextAnn     time.Time // next periodic Announce (Searching, Claiming)
-	nextClaim   time.Time // zero: no claim scheduled
-	patient     bool      // we had no candidate: wait one more jitter before the next claim
 	crossPeer   PeerID    // set after RefuseCrossing: its winning claim is on the way
 	crossUntil  time.Time
+
+	// StateSearching: the pairing decision (see the package doc).
+	decideAt     time.Time // zero: none scheduled
+	decideCap    time.Time // a debounced decision is not pushed past this
+	passive      PeerID    // the partner whose claim we wait for
+	passiveUntil time.Time // zero: not waiting
+	odd          bool      // the odd one out: nobody to pair with until the pool changes
+	oddGen       uint64    // pool.gen when we found we were odd
+	oddWindow    bool      // the interest window then
 
 	pool      pool
 	blocked   map[PeerID]bool
@@ -128,12 +138,11 @@ func NewMatcher(self PeerID, cfg Config, rng *rand.Rand) (*Matcher, error) {
 		return nil, err
 	}
 	return &Matcher{
-		self:      self,
-		cfg:       cfg,
-		rng:       rng,
-		pool:      newPool(cfg.MaxPool),
-		blocked:   make(map[PeerID]bool),
-		blockedBy: make(map[PeerID]bool),
+		self:  self,
+		selfH: peerHash(self),
+		cfg:   cfg,
+		rng:   rng,
+		pool:  newPool(cfg.MaxPool),
 	}, nil
 }
 
@@ -182,24 +191,31 @@ func (m *Matcher) Step(now time.Time, ev Event) []Action {
 
 // Status returns a snapshot as of the latest Step.
 func (m *Matcher) Status() Status {
-	s := Status{State: m.state, NextWake: m.nextWake()}
+	s := Status{State: m.state, NextWake: m.nextWake(), PoolSize: m.poolSize()}
 	switch m.state {
 	case StateClaiming:
 		s.Partner, s.MatchID = m.target, m.claim.ID
 	case StateMatched:
 		s.Partner, s.MatchID, s.Offerer, s.InCall = m.partner, m.matchID, m.offerer, m.inCall
 	}
-	for i := range m.pool.entries {
-		if m.eligible(&m.pool.entries[i]) {
-			s.PoolSize++
-		}
-	}
-	s.Lonely = m.state == StateSearching && s.PoolSize == 0
+	s.Lonely = m.state == StateSearching && (s.PoolSize == 0 || m.odd)
 	return s
 }
 
 // Blocked reports whether peer is on the block list.
 func (m *Matcher) Blocked(peer PeerID) bool { return m.blocked[peer] }
+
+// Excludes reports whether we never claim peer: it is ourselves, blocked, has
+// refused us as blocked, or is a recent partner.
+func (m *Matcher) Excludes(peer PeerID) bool {
+	return peer == m.self || m.blocked[peer] || m.blockedBy[peer] || m.isRecent(peer)
+}
+
+// poolSize counts the pool's eligible peers in O(1): blocked peers, peers
+// that refused us as blocked and ourselves never enter the pool, Step prunes
+// expired entries, and recent partners (kept: they count in the pairing
+// order) are marked.
+func (m *Matcher) poolSize() int { return m.pool.eligible() }
 
 // --- event handlers ---
 
@@ -248,6 +264,9 @@ func (m *Matcher) onBlock(p PeerID) {
 	if p == "" || p == m.self {
 		return
 	}
+	if m.blocked == nil {
+		m.blocked = make(map[PeerID]bool)
+	}
 	m.blocked[p] = true
 	m.pool.remove(p)
 	if m.crossPeer == p {
@@ -268,7 +287,8 @@ func (m *Matcher) onBlock(p PeerID) {
 
 func (m *Matcher) onPresence(e PresenceSeen) {
 	p := e.Peer
-	if p == "" || p == m.self || m.blocked[p] || m.blockedBy[p] {
+	h := peerHash(p)
+	if p == "" || h == m.selfH && p == m.self || len(m.blocked) > 0 && m.blocked[p] || len(m.blockedBy) > 0 && m.blockedBy[p] {
 		return
 	}
 	if !e.Searching {
@@ -278,6 +298,7 @@ func (m *Matcher) onPresence(e PresenceSeen) {
 		}
 		return
 	}
+
 	exp := e.Expires
 	if limit := m.now.Add(m.cfg.PresenceTTL); exp.After(limit) {
 		exp = limit
@@ -289,7 +310,35 @@ func (m *Matcher) onPresence(e PresenceSeen) {
 	if len(in) > MaxInterests {
 		in = in[:MaxInterests]
 	}
-	m.pool.upsert(poolEntry{peer: p, expires: exp, interests: append([]string(nil), in...)})
+	var kept []string
+	if len(in) > 0 {
+		kept = append([]string(nil), in...)
+	}
+	lonely := m.state == StateSearching && (m.poolSize() == 0 || m.odd)
+	if m.pool.upsert(poolEntry{h: h, peer: p, expires: exp, key: e.Key, interests: kept}, m.isRecent) {
+		m.newCandidate(lonely)
+	}
+}
+
+// newCandidate: a peer joined the pool. A pending decision waits for the
+// pool to settle (pushed back, up to decideCap). If we were lonely, we
+// announce ourselves again: the newcomer may have joined its topic after
+// our last announcement (a node just online, or one that left its shard
+// for an ancestor), and pairing needs each to know the other.
+func (m *Matcher) newCandidate(wasLonely bool) {
+	gap := max(m.cfg.ClaimJitter, m.cfg.AnnounceInterval/10)
+	if wasLonely && !m.now.Before(m.nextAnn.Add(gap-m.cfg.AnnounceInterval)) {
+		m.announce(true)
+	}
+	if m.state != StateSearching || m.decideAt.IsZero() {
+		return
+	}
+	if t := m.now.Add(m.settle()); t.After(m.decideAt) {
+		m.decideAt = t
+		if m.decideAt.After(m.decideCap) {
+			m.decideAt = m.decideCap
+		}
+	}
 }
 
 func (m *Matcher) onPeerGone(p PeerID) {
@@ -311,6 +360,10 @@ func (m *Matcher) onClaim(from PeerID, c Claim) {
 	}
 	if m.blocked[from] {
 		m.reply(from, c.ID, RefuseBlocked)
+		return
+	}
+	if m.state != StateMatched && m.isRecent(from) {
+		m.reply(from, c.ID, RefuseBusy) // never pair with a recent partner
 		return
 	}
 	switch m.state {
@@ -371,6 +424,9 @@ func (m *Matcher) onReply(from PeerID, r Reply) {
 				m.crossPeer, m.crossUntil = p, m.now.Add(m.cfg.ClaimTimeout)
 			}
 		case RefuseBlocked:
+			if m.blockedBy == nil {
+				m.blockedBy = make(map[PeerID]bool)
+			}
 			if len(m.blockedBy) < maxBlockedBy {
 				m.blockedBy[from] = true
 			}
@@ -406,7 +462,8 @@ func (m *Matcher) setState(s State) {
 	from := m.state
 	m.state = s
 	if s != StateSearching {
-		m.nextClaim, m.crossPeer = time.Time{}, ""
+		m.crossPeer = ""
+		m.decideAt, m.decideCap, m.passive, m.passiveUntil, m.odd = time.Time{}, time.Time{}, "", time.Time{}, false
 	}
 	if s != StateClaiming {
 		m.target, m.claim, m.claimDeadline = "", Claim{}, time.Time{}
@@ -420,7 +477,9 @@ func (m *Matcher) setState(s State) {
 func (m *Matcher) startSearch() {
 	m.setState(StateSearching)
 	m.searchSince = m.now
-	m.nextClaim, m.crossPeer, m.patient = time.Time{}, "", false
+	m.crossPeer = ""
+	m.decideAt, m.decideCap, m.passive, m.passiveUntil, m.odd = time.Time{}, time.Time{}, "", time.Time{}, false
+	m.key = pairingKey(m.now, m.rng)
 	m.announce(true)
 }
 
@@ -507,31 +566,148 @@ func (m *Matcher) advance() {
 		}
 		m.crossPeer = ""
 	}
-	if m.nextClaim.IsZero() {
-		if !m.hasCandidate() {
-			m.patient = true
-			return
+	if m.odd {
+		if m.pool.gen == m.oddGen && m.inInterestWindow() == m.oddWindow {
+			return // nobody to pair with until the pool changes
 		}
-		m.nextClaim = now
-		if m.cfg.ClaimJitter > 0 {
-			if m.patient {
-				// We were waiting with nobody to claim, so the peer that just
-				// appeared has most likely just started searching, knows
-				// every waiting node, and will claim one of us: let it, and
-				// claim only if it does not.
-				m.nextClaim = m.nextClaim.Add(m.cfg.ClaimJitter)
-			}
-			m.nextClaim = m.nextClaim.Add(time.Duration(m.rng.Int64N(int64(m.cfg.ClaimJitter))))
-		}
-		m.patient = false
+		m.odd = false
 	}
-	if now.Before(m.nextClaim) {
+	if !m.passiveUntil.IsZero() {
+		if now.Before(m.passiveUntil) {
+			if m.passive == "" || m.candidateNow(m.passive) {
+				return // the partner's claim is still due
+			}
+			m.passive, m.passiveUntil = "", time.Time{} // the partner left: pair again
+		} else {
+			p := m.passive
+			m.passive, m.passiveUntil = "", time.Time{}
+			if p == "" { // an orphan: nobody claimed us, claim anyone
+				if q, ok := m.pick(); ok {
+					m.sendClaim(q)
+					return
+				}
+			} else if m.candidateNow(p) {
+				m.sendClaim(p) // its claim never came: claim it
+				return
+			}
+		}
+	}
+	if m.decideAt.IsZero() {
+		if !m.hasCandidate() {
+			return // lonely: a presence will bring us back
+		}
+		m.decideAt = now.Add(m.settle())
+		m.decideCap = now.Add(2 * m.cfg.ClaimJitter)
+	}
+	if now.Before(m.decideAt) {
 		return
 	}
-	m.nextClaim = time.Time{}
-	if p, ok := m.pick(); ok {
-		m.sendClaim(p)
+	m.decideAt, m.decideCap = time.Time{}, time.Time{}
+	m.decide()
+}
+
+// settle draws the delay before a pairing decision: [ClaimJitter/2, ClaimJitter).
+func (m *Matcher) settle() time.Duration {
+	j := m.cfg.ClaimJitter
+	if j <= 1 {
+		return j
 	}
+	return j/2 + time.Duration(m.rng.Int64N(int64(j-j/2)))
+}
+
+// decide pairs the searching peers we know and ourselves by key (then peer
+// id), adjacent in that order: (0,1), (2,3), ... This order counts every
+// searching peer in the pool, also those we may not claim (recent partners;
+// during the interest window, those that share no interest are left out),
+// so that it is the same for every node that heard the same presences. Then:
+//
+//   - if our partner is a candidate, the lower of the pair claims the higher
+//     at once, and the higher waits PairWait for that claim, then claims
+//     itself;
+//   - if we may not claim our partner (it is a recent partner: it cannot
+//     claim us either), we are orphans: the lower of us claims the odd one
+//     out of the order, if there is one and we may claim it; otherwise we
+//     wait PairWait for a claim (another orphan's), then claim a candidate
+//     at random;
+//   - the odd one out waits, Lonely, until the pool changes (a newcomer
+//     pairs with it, or an orphan claims it).
+//
+// Peers that agree on the order agree on the pairs, so a claim rarely meets
+// a claiming or matched target.
+func (m *Matcher) decide() {
+	window := m.inInterestWindow()
+	var pred, succ, top *poolEntry
+	rank, n := 0, 0
+	for i := range m.pool.entries {
+		e := &m.pool.entries[i]
+		if window && !sharesInterest(m.interests, e.interests) {
+			continue
+		}
+		n++
+		if top == nil || pairLess(top.key, top.peer, e.key, e.peer) {
+			top = e
+		}
+		if pairLess(e.key, e.peer, m.key, m.self) {
+			rank++
+			if pred == nil || pairLess(pred.key, pred.peer, e.key, e.peer) {
+				pred = e
+			}
+		} else if succ == nil || pairLess(e.key, e.peer, succ.key, succ.peer) {
+			succ = e
+		}
+	}
+	partner, lower := pred, false
+	if rank%2 == 0 {
+		partner, lower = succ, true
+	}
+	switch {
+	case n == 0:
+	case partner == nil: // the odd one out
+		m.lonelyWait(window)
+	case !m.candidate(partner, window): // orphans
+		if odd := top; (n+1)%2 == 1 && lower && odd != partner && m.candidate(odd, window) {
+			m.sendClaim(odd.peer)
+			return
+		}
+		// Wait for a claim from another orphan; then claim one at random.
+		m.passive, m.passiveUntil = "", m.now.Add(m.cfg.PairWait)
+	case lower:
+		m.sendClaim(partner.peer)
+	case m.cfg.PairWait <= 0:
+		m.sendClaim(partner.peer)
+	default:
+		m.passive, m.passiveUntil = partner.peer, m.now.Add(m.cfg.PairWait)
+	}
+}
+
+// lonelyWait: nobody to pair with until the pool (or the interest window)
+// changes.
+func (m *Matcher) lonelyWait(window bool) {
+	m.odd, m.oddGen, m.oddWindow = true, m.pool.gen, window
+}
+
+// pairingKey is the key of a search that starts at now: the start time in
+// milliseconds, then 20 random bits. Searches pair in the order they
+// started, so that a newcomer only adds to the end of everyone's order and
+// the pairs already formed stay as they are; searches that start in the
+// same millisecond (everyone pressing Start at once) pair at random.
+func pairingKey(now time.Time, rng *rand.Rand) uint64 {
+	ms := uint64(max(0, now.UnixMilli()))
+	return ms<<20 | rng.Uint64()>>44 | 1
+}
+
+// pairLess orders peers for pairing: by key, then by peer id.
+func pairLess(ka uint64, a PeerID, kb uint64, b PeerID) bool {
+	if ka != kb {
+		return ka < kb
+	}
+	return a < b
+}
+
+// candidateNow reports whether p may be claimed now.
+func (m *Matcher) candidateNow(p PeerID) bool {
+	e := m.pool.get(p)
+	return e != nil && m.candidate(e, m.inInterestWindow())
 }
 
 func (m *Matcher) sendClaim(p PeerID) {
@@ -557,10 +733,13 @@ func (m *Matcher) nextWake() time.Time {
 	switch m.state {
 	case StateSearching:
 		at(m.nextAnn)
-		if m.crossPeer != "" {
+		switch {
+		case m.crossPeer != "":
 			at(m.crossUntil)
-		} else {
-			at(m.nextClaim)
+		case !m.passiveUntil.IsZero():
+			at(m.passiveUntil)
+		default:
+			at(m.decideAt)
 		}
 		if end := m.searchSince.Add(m.cfg.InterestWait); len(m.interests) > 0 && m.now.Before(end) {
 			at(end)
@@ -578,8 +757,10 @@ func (m *Matcher) nextWake() time.Time {
 
 // --- pool choice ---
 
+// eligible: a pool entry we may claim. Blocked peers, peers that refused us
+// as blocked and ourselves never enter the pool.
 func (m *Matcher) eligible(e *poolEntry) bool {
-	return e.expires.After(m.now) && !m.blocked[e.peer] && !m.blockedBy[e.peer] && !m.isRecent(e.peer) && e.peer != m.self
+	return !e.recent && e.expires.After(m.now)
 }
 
 // inInterestWindow reports whether only peers sharing an interest may be
@@ -594,6 +775,9 @@ func (m *Matcher) candidate(e *poolEntry, window bool) bool {
 
 func (m *Matcher) hasCandidate() bool {
 	window := m.inInterestWindow()
+	if !window {
+		return m.poolSize() > 0
+	}
 	for i := range m.pool.entries {
 		if m.candidate(&m.pool.entries[i], window) {
 			return true
@@ -635,10 +819,15 @@ func (m *Matcher) reply(to PeerID, id MatchID, v Verdict) {
 }
 
 func (m *Matcher) announce(searching bool) {
+	var in []string
+	if len(m.interests) > 0 {
+		in = append(in, m.interests...)
+	}
 	m.emit(Announce{
 		Searching: searching,
-		Interests: append([]string(nil), m.interests...),
+		Interests: in,
 		Expires:   m.now.Add(m.cfg.PresenceTTL),
+		Key:       m.key,
 	})
 	if searching {
 		m.nextAnn = m.now.Add(m.cfg.AnnounceInterval)
@@ -656,8 +845,12 @@ func (m *Matcher) addRecent(p PeerID) {
 		}
 	}
 	m.recent = append(m.recent, p)
-	if len(m.recent) > m.cfg.RecentPartners {
-		m.recent = m.recent[len(m.recent)-m.cfg.RecentPartners:]
+	m.pool.setRecent(p, true)
+	if over := len(m.recent) - m.cfg.RecentPartners; over > 0 {
+		for _, q := range m.recent[:over] {
+			m.pool.setRecent(q, false)
+		}
+		m.recent = append(m.recent[:0], m.recent[over:]...)
 	}
 }
 

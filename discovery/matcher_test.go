@@ -72,9 +72,14 @@ func (x *mt) sleep(d time.Duration) []Action {
 	return x.step(Tick{})
 }
 
+// seen: p announces itself searching, with the highest pairing key, so that
+// we are the lower of any pair and claim at once.
 func (x *mt) seen(p PeerID, interests ...string) []Action {
-	return x.step(PresenceSeen{Peer: p, Expires: x.now.Add(5 * time.Second), Searching: true, Interests: interests})
+	return x.step(PresenceSeen{Peer: p, Expires: x.now.Add(5 * time.Second), Searching: true, Key: hiKey, Interests: interests})
 }
+
+// hiKey is above any key a matcher draws (bar a 2^-64 chance).
+const hiKey = 1<<64 - 1
 
 func (x *mt) state() State { return x.m.Status().State }
 
@@ -162,7 +167,14 @@ func TestTransitions(t *testing.T) {
 		{"idle pointer event", idle, ev(&Start{}), nil, StateIdle},
 
 		// Searching, empty pool.
-		{"searching presence claims", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true}),
+		{"searching presence claims", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: hiKey}),
+			func(x *mt) []Action { return []Action{SendClaim{To: pa, Claim: x.mine}} }, StateClaiming},
+		{"searching presence of a lower key waits", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: 0}), nil, StateSearching},
+		{"searching presence pair wait ends", func(x *mt) {
+			x.step(Start{})
+			x.step(PresenceSeen{Peer: pa, Expires: t0.Add(time.Hour), Searching: true})
+		},
+			func(x *mt) Event { x.now = x.now.Add(testConfig().PairWait); return Tick{} },
 			func(x *mt) []Action { return []Action{SendClaim{To: pa, Claim: x.mine}} }, StateClaiming},
 		{"searching own presence", searching, ev(PresenceSeen{Peer: me, Expires: t0.Add(time.Second), Searching: true}), nil, StateSearching},
 		{"searching expired presence", searching, ev(PresenceSeen{Peer: pa, Expires: t0, Searching: true}), nil, StateSearching},
@@ -318,9 +330,18 @@ func TestStateChangedAndAnnounce(t *testing.T) {
 	cfg := testConfig()
 	x := newMT(t, cfg)
 	got := x.step(Start{Interests: []string{" Go ", "Chess"}})
+	key := uint64(0)
+	if len(got) == 2 {
+		if a, ok := got[1].(Announce); ok {
+			key = a.Key
+		}
+	}
+	if key == 0 {
+		t.Fatalf("no pairing key: %#v", got)
+	}
 	want := []Action{
 		StateChanged{From: StateIdle, To: StateSearching},
-		Announce{Searching: true, Interests: []string{"go", "chess"}, Expires: t0.Add(cfg.PresenceTTL)},
+		Announce{Searching: true, Interests: []string{"go", "chess"}, Expires: t0.Add(cfg.PresenceTTL), Key: key},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %#v", got)
@@ -329,7 +350,7 @@ func TestStateChangedAndAnnounce(t *testing.T) {
 	got = x.step(ClaimReceived{From: pa, Claim: older})
 	want = []Action{
 		reply(pa, older.ID, Accept),
-		Announce{Searching: false, Interests: []string{"go", "chess"}, Expires: x.now.Add(cfg.PresenceTTL)},
+		Announce{Searching: false, Interests: []string{"go", "chess"}, Expires: x.now.Add(cfg.PresenceTTL), Key: key},
 		StateChanged{From: StateSearching, To: StateMatched},
 		Matched{Peer: pa, ID: older.ID},
 	}
@@ -495,12 +516,10 @@ func TestRecentPartners(t *testing.T) {
 	if s := x.m.Status(); s.State != StateSearching || !s.Lonely || s.NextWake.Sub(x.now) != cfg.AnnounceInterval {
 		t.Fatalf("claimed a recent partner: %+v", s)
 	}
-	// Its claim is accepted all the same.
-	if got := norm(x.step(ClaimReceived{From: pa, Claim: older2})); !reflect.DeepEqual(got, []Action{reply(pa, older2.ID, Accept), withdraw, Matched{Peer: pa, ID: older2.ID}}) {
+	// Its claim is refused too.
+	if got := norm(x.step(ClaimReceived{From: pa, Claim: older2})); !reflect.DeepEqual(got, []Action{reply(pa, older2.ID, RefuseBusy)}) {
 		t.Fatalf("%v", got)
 	}
-	x.step(Stop{})
-	x.step(Start{})
 	// pb, then pc: two more partners push pa out.
 	for i, p := range []PeerID{pb, pc} {
 		id := Claim{ID: MatchID{byte(10 + i)}}
@@ -560,15 +579,17 @@ func TestInterestWindow(t *testing.T) {
 	}
 }
 
-func TestJitter(t *testing.T) {
+// TestSettle: the pairing decision waits for the pool to settle, is pushed
+// back by new candidates up to 2*ClaimJitter, and runs again after a refusal.
+func TestSettle(t *testing.T) {
 	cfg := testConfig()
 	cfg.ClaimJitter = 300 * time.Millisecond
 	x := newMT(t, cfg)
 	x.seen(pa) // known before the search starts
 	x.step(Start{})
 	s := x.m.Status()
-	if s.State != StateSearching || !s.NextWake.After(x.now) || !s.NextWake.Before(x.now.Add(cfg.ClaimJitter)) {
-		t.Fatalf("want a claim within one jitter: %+v", s)
+	if s.State != StateSearching || s.NextWake.Before(x.now.Add(cfg.ClaimJitter/2)) || !s.NextWake.Before(x.now.Add(cfg.ClaimJitter)) {
+		t.Fatalf("want a decision within [J/2, J): %+v", s)
 	}
 	x.now = s.NextWake.Add(-time.Nanosecond)
 	x.step(Tick{})
@@ -579,18 +600,116 @@ func TestJitter(t *testing.T) {
 	if got := norm(x.step(Tick{})); !reflect.DeepEqual(got, []Action{SendClaim{To: pa, Claim: x.mine}}) {
 		t.Fatalf("%v", got)
 	}
-	// Refused: nobody left to claim. A peer that appears now is claimed after
-	// one more jitter, giving it time to claim us first.
+	// Refused: the decision runs again, after a new settle, over the others.
+	x.seen(pb)
 	x.step(ReplyReceived{From: pa, Reply: Reply{ID: x.mine.ID, Verdict: RefuseBusy}})
-	x.seen(pa)
 	s = x.m.Status()
-	if s.State != StateSearching || s.NextWake.Before(x.now.Add(cfg.ClaimJitter)) || !s.NextWake.Before(x.now.Add(2*cfg.ClaimJitter)) {
-		t.Fatalf("want a patient claim: %+v", s)
+	if s.State != StateSearching || s.NextWake.Before(x.now.Add(cfg.ClaimJitter/2)) || !s.NextWake.Before(x.now.Add(cfg.ClaimJitter)) {
+		t.Fatalf("want a new decision within [J/2, J): %+v", s)
 	}
-	// It does: its claim wins over our pending one.
-	x.step(ClaimReceived{From: pa, Claim: younger})
-	if s := x.m.Status(); s.State != StateMatched || s.Partner != pa || s.Offerer {
-		t.Fatalf("%+v", s)
+	// New candidates push it back, never past 2*ClaimJitter.
+	start := x.now
+	for i, p := range []PeerID{pc, "peer-d", "peer-e", "peer-f", "peer-g"} {
+		x.now = x.now.Add(cfg.ClaimJitter / 3)
+		if x.state() != StateSearching {
+			t.Fatalf("decided at %v despite arrivals", x.now.Sub(start))
+		}
+		x.seen(p)
+		if w := x.m.Status().NextWake; i < 3 && w.Before(x.now.Add(cfg.ClaimJitter/2)) || w.After(start.Add(2*cfg.ClaimJitter)) {
+			t.Fatalf("arrival %d: NextWake %v after start", i, w.Sub(start))
+		}
+	}
+	for x.state() == StateSearching {
+		x.now = x.m.Status().NextWake
+		x.step(Tick{})
+	}
+	if x.now.After(start.Add(2 * cfg.ClaimJitter)) {
+		t.Fatalf("decided %v after the refusal", x.now.Sub(start))
+	}
+}
+
+// TestPairing: the candidates and we are paired by key; the lower of our
+// pair claims, the higher waits PairWait and then claims, the odd one out
+// waits and then claims at random.
+func TestPairing(t *testing.T) {
+	cfg := testConfig()
+	cfg.ClaimJitter = 100 * time.Millisecond // all presences arrive before the decision
+	tests := []struct {
+		name  string
+		keys  func(me uint64) []uint64 // of pa, pb and pc, as many as given
+		claim PeerID                   // claimed at once; "" if none
+		after PeerID                   // claimed after PairWait; "?" for any
+	}{
+		{"lowest of all", func(k uint64) []uint64 { return []uint64{k + 1, k + 2, k + 3} }, pa, ""},
+		{"lower of the second pair", func(k uint64) []uint64 { return []uint64{k - 2, k - 1, k + 5} }, pc, ""},
+		{"higher of the first pair", func(k uint64) []uint64 { return []uint64{k - 1, k + 1, k + 2} }, "", pa},
+		{"higher of the second pair", func(k uint64) []uint64 { return []uint64{k - 3, k - 2, k - 1} }, "", pc},
+		{"odd one out", func(k uint64) []uint64 { return []uint64{k - 2, k - 1} }, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := newMT(t, cfg)
+			x.step(Start{})
+			k := x.m.key
+			if k < 10 || k > hiKey-10 {
+				t.Fatalf("key %x too close to an end", k)
+			}
+			for i, key := range tt.keys(k) {
+				x.step(PresenceSeen{Peer: []PeerID{pa, pb, pc}[i], Expires: x.now.Add(time.Hour), Searching: true, Key: key})
+			}
+			x.sleep(cfg.ClaimJitter) // the decision
+			s := x.m.Status()
+			if tt.claim != "" {
+				if s.State != StateClaiming || s.Partner != tt.claim {
+					t.Fatalf("want a claim to %s at once: %+v", tt.claim, s)
+				}
+				return
+			}
+			if tt.after == "" { // the odd one out: lonely until the pool changes
+				if s.State != StateSearching || !s.Lonely || s.PoolSize != 2 || s.NextWake.After(t0.Add(cfg.AnnounceInterval)) {
+					t.Fatalf("want a lonely wait: %+v", s)
+				}
+				x.sleep(cfg.PairWait)
+				x.step(PresenceSeen{Peer: pc, Expires: x.now.Add(time.Hour), Searching: true, Key: k + 1})
+				x.sleep(cfg.ClaimJitter)
+				if s = x.m.Status(); s.State != StateClaiming || s.Partner != pc {
+					t.Fatalf("want a claim to the newcomer: %+v", s)
+				}
+				return
+			}
+			if s.State != StateSearching || s.Lonely || !s.NextWake.Equal(x.now.Add(cfg.PairWait)) {
+				t.Fatalf("want a PairWait: %+v", s)
+			}
+			x.sleep(cfg.PairWait)
+			s = x.m.Status()
+			if s.State != StateClaiming || s.Partner != tt.after {
+				t.Fatalf("want a claim to %s after PairWait: %+v", tt.after, s)
+			}
+		})
+	}
+}
+
+// TestPairingPartnerLeaves: the higher of a pair whose partner withdraws
+// pairs again at once instead of waiting out PairWait.
+func TestPairingPartnerLeaves(t *testing.T) {
+	x := newMT(t, testConfig())
+	x.step(Start{})
+	k := x.m.key
+	x.step(PresenceSeen{Peer: pa, Expires: x.now.Add(time.Hour), Searching: true, Key: k - 1})
+	x.step(PresenceSeen{Peer: pb, Expires: x.now.Add(time.Hour), Searching: true, Key: k - 2})
+	if x.state() != StateSearching {
+		t.Fatalf("%+v", x.m.Status())
+	}
+	// pa and pb pair below us? No: ranks pb, pa, me: pb claims pa, we are
+	// odd. pa withdraws (matched): pb and we pair, we are higher.
+	x.step(PresenceSeen{Peer: pa, Expires: x.now.Add(time.Hour)})
+	x.step(PresenceSeen{Peer: pc, Expires: x.now.Add(time.Hour), Searching: true, Key: k + 1})
+	// Now pb, me, pc: we are higher of (pb, me); pb withdraws: we pair with pc
+	// as the lower and claim at once.
+	x.step(PresenceSeen{Peer: pb, Expires: x.now.Add(time.Hour)})
+	x.step(Tick{})
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pc {
+		t.Fatalf("want a claim to pc: %+v", s)
 	}
 }
 
@@ -642,7 +761,7 @@ func TestDeterministic(t *testing.T) {
 		all = append(all, m.Step(now, Start{})...)
 		for i := 0; i < 50; i++ {
 			p := PeerID(rune('a' + i%26))
-			all = append(all, m.Step(now, PresenceSeen{Peer: p, Expires: now.Add(5 * time.Second), Searching: true})...)
+			all = append(all, m.Step(now, PresenceSeen{Peer: p, Expires: now.Add(5 * time.Second), Searching: true, Key: hiKey - uint64(i)})...)
 			now = now.Add(37 * time.Millisecond)
 			all = append(all, m.Step(now, Tick{})...)
 			if s := m.Status(); s.State == StateClaiming && i%3 == 0 {

@@ -12,7 +12,7 @@ import (
 
 // Presence limits. See doc.go for the byte layout.
 const (
-	PresenceVersion = 1    // first byte of every presence message
+	PresenceVersion = 2    // first byte of every presence message
 	MaxPresenceSize = 4096 // bytes, whole message
 	MaxInterests    = 16   // tags per presence
 	MaxInterestLen  = 32   // bytes per tag
@@ -21,16 +21,22 @@ const (
 )
 
 const (
-	presenceHeaderLen = 1 + 1 + 8 + 8 // version, flags, seq, expires
+	presenceHeaderLen = 1 + 1 + 1 + 8 + 8 + 8 // version, flags, level, seq, expires, key
 	flagSearching     = 0x01
 )
 
 // Presence is the payload of one message on the presence topic. The sender is
 // the message's signed From field, so no peer id is inside.
 type Presence struct {
-	Seq       uint64   // strictly increasing per sender (see SeqTracker)
-	Expires   int64    // unix milliseconds
-	Searching bool     // false = withdraw: "I am no longer available"
+	Seq       uint64 // strictly increasing per sender (see SeqTracker)
+	Expires   int64  // unix milliseconds
+	Searching bool   // false = withdraw: "I am no longer available"
+	// Level is the sender's shard level (see Sharder), at most
+	// MaxShardLevel. Receivers weigh it in their estimate of the network.
+	Level uint8
+	// Key is the sender's pairing key for the current search (see the
+	// package doc, Matching): random, fixed for one search.
+	Key       uint64
 	Interests []string // at most MaxInterests tags, each a valid interest (see ValidInterest)
 	Addrs     [][]byte // the sender's multiaddrs as raw bytes; opaque here
 }
@@ -40,7 +46,7 @@ func (p Presence) ExpiresAt() time.Time { return time.UnixMilli(p.Expires) }
 
 // Seen turns a presence received from peer into the matcher's event.
 func (p Presence) Seen(from PeerID) PresenceSeen {
-	return PresenceSeen{Peer: from, Expires: p.ExpiresAt(), Searching: p.Searching, Interests: p.Interests}
+	return PresenceSeen{Peer: from, Expires: p.ExpiresAt(), Searching: p.Searching, Key: p.Key, Interests: p.Interests}
 }
 
 // Marshal encodes p. It fails with ErrTooLarge or ErrMalformed if p breaks a
@@ -64,9 +70,10 @@ func (p Presence) Marshal() ([]byte, error) {
 	if p.Searching {
 		flags |= flagSearching
 	}
-	b = append(b, PresenceVersion, flags)
+	b = append(b, PresenceVersion, flags, p.Level)
 	b = binary.BigEndian.AppendUint64(b, p.Seq)
 	b = binary.BigEndian.AppendUint64(b, uint64(p.Expires))
+	b = binary.BigEndian.AppendUint64(b, p.Key)
 	b = append(b, byte(len(p.Interests)))
 	for _, t := range p.Interests {
 		b = append(b, byte(len(t)))
@@ -96,8 +103,13 @@ func ParsePresence(b []byte) (Presence, error) {
 	}
 	r := reader{b: b[1:]}
 	flags := r.byte()
+	p.Level = r.byte()
 	p.Seq = r.uint64()
 	p.Expires = int64(r.uint64())
+	p.Key = r.uint64()
+	if r.err == nil && p.Level > MaxShardLevel {
+		return Presence{}, fmt.Errorf("presence: level %d over %d: %w", p.Level, MaxShardLevel, ErrMalformed)
+	}
 	n := int(r.byte())
 	if r.err == nil && n > MaxInterests {
 		return Presence{}, fmt.Errorf("%d interests over %d: %w", n, MaxInterests, ErrTooLarge)
@@ -173,6 +185,9 @@ func (p Presence) Check(now time.Time, maxTTL time.Duration) error {
 }
 
 func (p Presence) validate() error {
+	if p.Level > MaxShardLevel {
+		return fmt.Errorf("presence: level %d over %d: %w", p.Level, MaxShardLevel, ErrMalformed)
+	}
 	if len(p.Interests) > MaxInterests {
 		return fmt.Errorf("%d interests over %d: %w", len(p.Interests), MaxInterests, ErrTooLarge)
 	}

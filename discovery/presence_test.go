@@ -11,13 +11,13 @@ import (
 )
 
 func maxPresence() Presence {
-	p := Presence{Seq: 1<<64 - 1, Expires: 1<<63 - 1, Searching: true}
+	p := Presence{Seq: 1<<64 - 1, Expires: 1<<63 - 1, Searching: true, Level: MaxShardLevel, Key: 1<<64 - 1}
 	for i := 0; i < MaxInterests; i++ {
 		p.Interests = append(p.Interests, strings.Repeat(string(rune('a'+i)), MaxInterestLen))
 	}
-	// 18 header + 1 + 16*33 + 1 = 548 bytes; addrs fill the rest up to
+	// 27 header + 1 + 16*33 + 1 = 557 bytes; addrs fill the rest up to
 	// exactly MaxPresenceSize.
-	left := MaxPresenceSize - 548
+	left := MaxPresenceSize - 557
 	for i := 0; i < MaxAddrs && left > 2; i++ {
 		n := min(MaxAddrLen, left-2)
 		p.Addrs = append(p.Addrs, bytes.Repeat([]byte{byte(i)}, n))
@@ -34,6 +34,7 @@ func TestPresenceRoundTrip(t *testing.T) {
 		{"zero", Presence{}},
 		{"withdraw", Presence{Seq: 7, Expires: 1700000000000}},
 		{"searching", Presence{Seq: 8, Expires: 1700000000000, Searching: true}},
+		{"sharded", Presence{Seq: 8, Expires: 1700000000000, Searching: true, Level: 7, Key: 0xdeadbeef}},
 		{"interests", Presence{Seq: 9, Expires: 1, Searching: true, Interests: []string{"go", "música", "rock-n-roll"}}},
 		{"addrs", Presence{Seq: 10, Expires: -5, Addrs: [][]byte{{4, 127, 0, 0, 1}, bytes.Repeat([]byte{1}, MaxAddrLen)}}},
 		{"max", maxPresence()},
@@ -62,12 +63,14 @@ func TestPresenceRoundTrip(t *testing.T) {
 }
 
 func TestPresenceLayout(t *testing.T) {
-	p := Presence{Seq: 0x0102030405060708, Expires: 0x1112131415161718, Searching: true, Interests: []string{"go"}, Addrs: [][]byte{{0xaa, 0xbb}}}
+	p := Presence{Seq: 0x0102030405060708, Expires: 0x1112131415161718, Searching: true, Level: 9, Key: 0x2122232425262728,
+		Interests: []string{"go"}, Addrs: [][]byte{{0xaa, 0xbb}}}
 	b, err := p.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "01" + "01" + "0102030405060708" + "1112131415161718" + "01" + "02" + hex.EncodeToString([]byte("go")) + "01" + "0002" + "aabb"
+	want := "02" + "01" + "09" + "0102030405060708" + "1112131415161718" + "2122232425262728" +
+		"01" + "02" + hex.EncodeToString([]byte("go")) + "01" + "0002" + "aabb"
 	if got := hex.EncodeToString(b); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -120,18 +123,20 @@ func TestParsePresenceRefuses(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed},
 		{"version 0", mod(func(b []byte) []byte { b[0] = 0; return b }), ErrVersion},
-		{"version 2", mod(func(b []byte) []byte { b[0] = 2; return b }), ErrVersion},
+		{"version 1", mod(func(b []byte) []byte { b[0] = 1; return b }), ErrVersion},
+		{"version 3", mod(func(b []byte) []byte { b[0] = 3; return b }), ErrVersion},
 		{"unknown flag", mod(func(b []byte) []byte { b[1] = 0x03; return b }), ErrMalformed},
+		{"level 31", mod(func(b []byte) []byte { b[2] = MaxShardLevel + 1; return b }), ErrMalformed},
 		{"trailing byte", mod(func(b []byte) []byte { return append(b, 0) }), ErrMalformed},
-		{"17 interests", mod(func(b []byte) []byte { b[18] = 17; return b }), ErrTooLarge},
-		{"interest length 33", mod(func(b []byte) []byte { b[19] = 33; return b }), ErrTooLarge},
-		{"interest length 0", mod(func(b []byte) []byte { b[19] = 0; return b }), ErrMalformed},
-		{"upper-case interest", mod(func(b []byte) []byte { b[20] = 'G'; return b }), ErrMalformed},
-		{"17 addrs", mod(func(b []byte) []byte { b[22] = 17; return b }), ErrTooLarge},
-		{"addr length 257", mod(func(b []byte) []byte { b[23], b[24] = 1, 1; return b }), ErrTooLarge},
-		{"addr length 0", mod(func(b []byte) []byte { b[23], b[24] = 0, 0; return b[:25] }), ErrMalformed},
+		{"17 interests", mod(func(b []byte) []byte { b[27] = 17; return b }), ErrTooLarge},
+		{"interest length 33", mod(func(b []byte) []byte { b[28] = 33; return b }), ErrTooLarge},
+		{"interest length 0", mod(func(b []byte) []byte { b[28] = 0; return b }), ErrMalformed},
+		{"upper-case interest", mod(func(b []byte) []byte { b[29] = 'G'; return b }), ErrMalformed},
+		{"17 addrs", mod(func(b []byte) []byte { b[31] = 17; return b }), ErrTooLarge},
+		{"addr length 257", mod(func(b []byte) []byte { b[32], b[33] = 1, 1; return b }), ErrTooLarge},
+		{"addr length 0", mod(func(b []byte) []byte { b[32], b[33] = 0, 0; return b[:34] }), ErrMalformed},
 		{"oversized", make([]byte, MaxPresenceSize+1), ErrTooLarge},
-		{"duplicate interests", mustHex(t, "01"+"01"+"0000000000000001"+"0000000000000002"+"02"+"01"+"61"+"01"+"61"+"00"), ErrMalformed},
+		{"duplicate interests", mustHex(t, "02"+"01"+"00"+"0000000000000001"+"0000000000000002"+"0000000000000003"+"02"+"01"+"61"+"01"+"61"+"00"), ErrMalformed},
 	}
 	for n := 1; n < len(good); n++ {
 		tests = append(tests, struct {
@@ -206,13 +211,13 @@ func TestNormalizeInterests(t *testing.T) {
 }
 
 func TestPresenceSeen(t *testing.T) {
-	p := Presence{Seq: 3, Expires: 1_700_000_000_123, Searching: true, Interests: []string{"go"}}
+	p := Presence{Seq: 3, Expires: 1_700_000_000_123, Searching: true, Key: 42, Interests: []string{"go"}}
 	got := p.Seen("peer")
-	want := PresenceSeen{Peer: "peer", Expires: time.UnixMilli(1_700_000_000_123), Searching: true, Interests: []string{"go"}}
+	want := PresenceSeen{Peer: "peer", Expires: time.UnixMilli(1_700_000_000_123), Searching: true, Key: 42, Interests: []string{"go"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v", got)
 	}
-	a := Announce{Searching: true, Interests: []string{"go"}, Expires: time.UnixMilli(1_700_000_000_123)}
+	a := Announce{Searching: true, Interests: []string{"go"}, Expires: time.UnixMilli(1_700_000_000_123), Key: 42}
 	if got := a.Presence(3, nil); !reflect.DeepEqual(got, p) {
 		t.Fatalf("Announce.Presence: got %+v", got)
 	}
