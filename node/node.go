@@ -134,8 +134,8 @@ type Node struct {
 	log    *slog.Logger
 	dht    *dht.IpfsDHT
 	ps     *pubsub.PubSub
-	topic  *pubsub.Topic
-	sub    *pubsub.Subscription
+	topic  *presenceTopics // sharded presence (shard.go)
+	sub    *presenceSub
 	claims *p2p.ClaimServer
 	mdns   mdns.Service
 	engine *media.Engine
@@ -253,15 +253,8 @@ func (n *Node) startNetwork() error {
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, pubsub.WithMaxMessageSize(64<<10)); err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
-	name := discovery.PresenceTopic(n.cfg.Network)
-	if err := p2p.NewValidator(n.cfg.Matcher.PresenceTTL*2, n.log).Register(n.ps, name); err != nil {
-		return fmt.Errorf("node: presence validator: %w", err)
-	}
-	if n.topic, err = n.ps.Join(name); err != nil {
-		return fmt.Errorf("node: join %s: %w", name, err)
-	}
-	if n.sub, err = n.topic.Subscribe(); err != nil {
-		return fmt.Errorf("node: subscribe %s: %w", name, err)
+	if n.topic, n.sub, err = n.joinPresence(); err != nil {
+		return err
 	}
 	hold := n.cfg.Matcher.HoldTimeout + time.Second
 	n.claims = p2p.ServeClaims(n.h, n.handleClaim, n.replyFailed, hold, 10, n.log)

@@ -16,8 +16,8 @@ import (
 // maxPresenceAddrs bounds the addresses a presence message carries.
 const maxPresenceAddrs = 8
 
-// announce publishes a presence message. Loop only; the publish itself runs
-// on its own goroutine.
+// announce publishes a presence message on the shards the sharder picks
+// (see shard.go). Loop only; the publish itself runs on its own goroutine.
 func (n *Node) announce(a discovery.Announce) {
 	// Sequence numbers start from the clock so a restarted node (same peer
 	// id) is not taken for a replay.
@@ -29,7 +29,13 @@ func (n *Node) announce(a discovery.Announce) {
 		}
 		addrs = append(addrs, a.Bytes())
 	}
-	b, err := a.Presence(n.seq, addrs).Marshal()
+	topics, level := n.topic.targets(a)
+	if len(topics) == 0 {
+		return // the sharder still probes its level: it announces when done
+	}
+	p := a.Presence(n.seq, addrs)
+	p.Level = level
+	b, err := p.Marshal()
 	if err != nil {
 		n.log.Warn("presence not published", "err", err)
 		return
@@ -37,18 +43,21 @@ func (n *Node) announce(a discovery.Announce) {
 	n.goAsync(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 		defer cancel()
-		n.metrics.presenceSent.Add(1)
-		if err := n.topic.Publish(ctx, b); err != nil && n.ctx.Err() == nil {
-			n.log.Debug("presence publish failed", "err", err)
+		for _, t := range topics {
+			n.metrics.presenceSent.Add(1)
+			if err := t.Publish(ctx, b); err != nil && n.ctx.Err() == nil {
+				n.log.Debug("presence publish failed", "topic", t.String(), "err", err)
+			}
 		}
 	})
 }
 
-// readPresence feeds validated presence from the topic to the matcher and
-// remembers the addresses it carries, so claims can dial their authors.
+// readPresence feeds validated presence from the shard topics to the
+// matcher (and to the sharder, for its estimate) and remembers the
+// addresses it carries, so claims can dial their authors.
 func (n *Node) readPresence() {
 	for {
-		msg, err := n.sub.Next(n.ctx)
+		msg, on, err := n.sub.Next(n.ctx)
 		if err != nil {
 			return
 		}
@@ -61,6 +70,7 @@ func (n *Node) readPresence() {
 			continue
 		}
 		n.metrics.presenceReceived.Add(1)
+		n.topic.heard(on, p.Level)
 		var addrs []ma.Multiaddr
 		for _, b := range p.Addrs {
 			a, err := ma.NewMultiaddrBytes(b)
@@ -73,12 +83,7 @@ func (n *Node) readPresence() {
 		if len(addrs) > 0 {
 			n.h.Peerstore().AddAddrs(from, addrs, peerstore.TempAddrTTL)
 		}
-		ev := discovery.PresenceSeen{
-			Peer:      discovery.PeerID(from),
-			Expires:   time.UnixMilli(p.Expires),
-			Searching: p.Searching,
-			Interests: p.Interests,
-		}
+		ev := p.Seen(discovery.PeerID(from))
 		n.post(func() { n.step(ev) })
 	}
 }

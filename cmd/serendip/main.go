@@ -29,6 +29,7 @@ usage:
   serendip demo  [flags]   try it: a small network on this machine and the web UI
   serendip node  [flags]   join the network and talk to strangers
   serendip relay [flags]   run a relay (bootstrap, DHT, circuit relay) for others
+  serendip sim   [flags]   simulate matching at scale and print the figures
   serendip harness [flags] run many nodes on this machine through a scenario and report
 
 run "serendip <command> -h" for the flags of a command
@@ -49,13 +50,15 @@ func main() {
 		err = runNode(ctx, args)
 	case "relay":
 		err = runRelay(ctx, args)
+	case "sim":
+		err = runSim(ctx, args)
 	case "harness":
 		err = runHarness(ctx, args)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
 	default:
-		err = fmt.Errorf("unknown command %q (want demo, node, relay or harness)", cmd)
+		err = fmt.Errorf("unknown command %q (want demo, node, relay, sim or harness)", cmd)
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -1,0 +1,433 @@
+package node
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"serendip/discovery"
+	"serendip/discovery/p2p"
+)
+
+// Sharded presence (see the package doc of discovery, Presence shards). The
+// node keeps a discovery.Sharder and follows it: it joins the topic of every
+// shard the sharder names (discovery.ShardTopic: the root is the presence
+// topic itself), each with its own validator, publishes each announcement of
+// the matcher to the shards the sharder picks, and tells the sharder what it
+// heard where. A goroutine updates the sharder with the matcher's state (at
+// the sharder's NextWake, at least every second), joins and leaves topics,
+// and announces again on the shards just joined while searching. Matches are
+// not disturbed by a change of shard: claims go over direct streams, and the
+// pool keeps the peers it knew until their presence expires.
+
+// shardLevelFile, in the data directory, remembers the level between runs.
+const shardLevelFile = "shard-level"
+
+// maxPubOnly bounds the topics kept open only to publish on (samples to
+// ancestors change with every epoch).
+const maxPubOnly = 32
+
+// presenceTopics is the node's set of presence topics (the field topic).
+type presenceTopics struct {
+	n    *Node
+	ps   *pubsub.PubSub
+	msgs chan shardMsg // what the subscriptions read, for readPresence
+	kick chan struct{}
+
+	mu      sync.Mutex
+	sh      *discovery.Sharder
+	joined  map[discovery.Shard]*shardTopic
+	pubOnly map[discovery.Shard]*pubsub.Topic // shards we publish to without joining
+	retired []*shardTopic                     // left, not yet closed (Close)
+	last    discovery.Announce                // the matcher's latest searching announcement
+	lastOK  bool
+	level   uint8 // as last saved
+	closed  bool
+}
+
+type shardTopic struct {
+	shard discovery.Shard
+	name  string
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	done  chan struct{} // closed when its reader returns
+	stop  context.CancelFunc
+}
+
+type shardMsg struct {
+	msg *pubsub.Message
+	on  discovery.Shard
+}
+
+// presenceSub is what readPresence reads: the messages of every joined
+// shard (the field sub).
+type presenceSub struct{ t *presenceTopics }
+
+// Next returns the next validated presence message and the shard it came
+// on.
+func (s *presenceSub) Next(ctx context.Context) (*pubsub.Message, discovery.Shard, error) {
+	select {
+	case m := <-s.t.msgs:
+		return m.msg, m.on, nil
+	case <-ctx.Done():
+		return nil, discovery.Shard{}, ctx.Err()
+	}
+}
+
+// Cancel cancels every subscription; their readers return.
+func (s *presenceSub) Cancel() {
+	t := s.t
+	t.mu.Lock()
+	t.closed = true
+	joined := t.joined
+	t.joined = map[discovery.Shard]*shardTopic{}
+	t.mu.Unlock()
+	for _, st := range joined {
+		st.stop()
+		st.sub.Cancel()
+		t.retire(st)
+	}
+}
+
+// Close closes the topics left and removes their validators. Idempotent.
+func (t *presenceTopics) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	retired, pubOnly := t.retired, t.pubOnly
+	t.retired, t.pubOnly = nil, nil
+	t.mu.Unlock()
+	for _, st := range retired {
+		_ = st.topic.Close()
+		_ = t.ps.UnregisterTopicValidator(st.name)
+	}
+	for _, top := range pubOnly {
+		_ = top.Close()
+	}
+	return nil
+}
+
+// retire remembers a topic whose subscription was cancelled, for Close.
+func (t *presenceTopics) retire(st *shardTopic) {
+	t.mu.Lock()
+	t.retired = append(t.retired, st)
+	t.mu.Unlock()
+}
+
+// joinPresence starts sharded presence: it joins the shards of the level
+// remembered in the data directory (the root for a new node) and starts
+// the goroutine that follows the sharder.
+func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	seed := binary.LittleEndian.Uint64(b[:])
+	level := readShardLevel(n.cfg.DataDir)
+	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), discovery.DefaultShardConfig(n.cfg.Matcher), level, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("node: sharder: %w", err)
+	}
+	t := &presenceTopics{
+		n: n, ps: n.ps, sh: sh, level: uint8(max(0, level)),
+		msgs:    make(chan shardMsg, 64),
+		kick:    make(chan struct{}, 1),
+		joined:  map[discovery.Shard]*shardTopic{},
+		pubOnly: map[discovery.Shard]*pubsub.Topic{},
+	}
+	sh.Update(time.Now(), false, false)
+	if err := t.sync(sh.Subscriptions(nil)); err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	n.goAsync(t.follow)
+	return t, &presenceSub{t}, nil
+}
+
+// follow updates the sharder with the matcher's state, at its NextWake and
+// at least every second, and carries out the changes. It returns when the
+// node closes.
+func (t *presenceTopics) follow() {
+	n := t.n
+	timer := time.NewTimer(time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-timer.C:
+		case <-t.kick:
+		}
+		var st discovery.Status
+		if err := n.query(func() { st = n.m.Status() }); err != nil {
+			return
+		}
+		searching := st.State == discovery.StateSearching || st.State == discovery.StateClaiming
+		t.mu.Lock()
+		changed := t.sh.Update(time.Now(), searching, st.Lonely)
+		want := t.sh.Subscriptions(nil)
+		wake := t.sh.NextWake()
+		level := t.sh.Level()
+		again := changed && searching && t.lastOK
+		saved := level == t.level
+		t.level = level
+		t.mu.Unlock()
+		if changed {
+			if err := t.sync(want); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("presence shards", "err", err)
+			}
+			if again {
+				n.post(func() { t.republish() })
+			}
+		}
+		if !saved {
+			writeShardLevel(n.cfg.DataDir, int(level), n)
+		}
+		d := time.Second
+		if !wake.IsZero() {
+			d = max(10*time.Millisecond, min(d, time.Until(wake)))
+		}
+		timer.Reset(d)
+	}
+}
+
+// republish announces the latest searching presence again, on the shards
+// the sharder names now. Loop only.
+func (t *presenceTopics) republish() {
+	t.mu.Lock()
+	a, ok := t.last, t.lastOK
+	t.mu.Unlock()
+	if ok && a.Expires.After(time.Now()) {
+		if st := t.n.m.Status(); st.State == discovery.StateSearching || st.State == discovery.StateClaiming {
+			t.n.announce(a)
+		}
+	}
+}
+
+// targets returns the shards one announcement goes to and our level, and
+// remembers a searching announcement for republish.
+func (t *presenceTopics) targets(a discovery.Announce) ([]*pubsub.Topic, uint8) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a.Searching {
+		t.last, t.lastOK = a, true
+	} else {
+		t.lastOK = false
+	}
+	var topics []*pubsub.Topic
+	for _, s := range t.sh.Publish(a.Searching, nil) {
+		if st := t.joined[s]; st != nil {
+			topics = append(topics, st.topic)
+			continue
+		}
+		// A shard we publish to without joining it (a sampled ancestor, or
+		// one we left since we announced there): pubsub sends to the peers
+		// that joined it.
+		top := t.pubOnly[s]
+		if top == nil && len(t.pubOnly) >= maxPubOnly {
+			for _, old := range t.pubOnly {
+				_ = old.Close()
+			}
+			clear(t.pubOnly)
+		}
+		if top == nil {
+			var err error
+			if top, err = t.ps.Join(discovery.ShardTopic(t.n.cfg.Network, s)); err != nil {
+				continue
+			}
+			t.pubOnly[s] = top
+		}
+		topics = append(topics, top)
+	}
+	return topics, t.sh.Level()
+}
+
+// heard tells the sharder of a presence message received on shard on.
+func (t *presenceTopics) heard(on discovery.Shard, level uint8) {
+	t.mu.Lock()
+	probing := t.sh.Probing()
+	t.sh.Heard(time.Now(), on, level)
+	t.mu.Unlock()
+	if probing {
+		select {
+		case t.kick <- struct{}{}: // the probe may have ended
+		default:
+		}
+	}
+}
+
+// sync joins the shards in want that are not joined and leaves the others.
+func (t *presenceTopics) sync(want []discovery.Shard) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	var leave []*shardTopic
+	for s, st := range t.joined {
+		keep := false
+		for _, w := range want {
+			keep = keep || w == s
+		}
+		if !keep {
+			leave = append(leave, st)
+			delete(t.joined, s)
+		}
+	}
+	var join []discovery.Shard
+	for _, w := range want {
+		if t.joined[w] == nil {
+			join = append(join, w)
+		}
+	}
+	t.mu.Unlock()
+	for _, st := range leave {
+		t.leave(st)
+	}
+	for _, s := range join {
+		st, err := t.join(s)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		if t.closed || t.joined[s] != nil {
+			t.mu.Unlock()
+			t.leave(st)
+			continue
+		}
+		t.joined[s] = st
+		t.mu.Unlock()
+	}
+	return nil
+}
+
+func (t *presenceTopics) join(s discovery.Shard) (*shardTopic, error) {
+	n := t.n
+	name := discovery.ShardTopic(n.cfg.Network, s)
+	if err := p2p.NewValidator(n.cfg.Matcher.PresenceTTL*2, n.log).Register(t.ps, name); err != nil && !strings.Contains(err.Error(), "duplicate") {
+		return nil, fmt.Errorf("node: presence validator %s: %w", name, err)
+	}
+	t.mu.Lock()
+	top := t.pubOnly[s]
+	delete(t.pubOnly, s)
+	t.mu.Unlock()
+	if top == nil {
+		var err error
+		if top, err = t.ps.Join(name); err != nil {
+			return nil, fmt.Errorf("node: join %s: %w", name, err)
+		}
+	}
+	sub, err := top.Subscribe()
+	if err != nil {
+		_ = top.Close()
+		return nil, fmt.Errorf("node: subscribe %s: %w", name, err)
+	}
+	ctx, stop := context.WithCancel(n.ctx)
+	st := &shardTopic{shard: s, name: name, topic: top, sub: sub, done: make(chan struct{}), stop: stop}
+	n.goAsync(func() {
+		defer close(st.done)
+		for {
+			msg, err := sub.Next(ctx)
+			if err != nil {
+				return
+			}
+			select {
+			case t.msgs <- shardMsg{msg, s}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	if s.Level > 0 && n.dht != nil {
+		n.goAsync(func() { t.meet(ctx, name) })
+	}
+	return st, nil
+}
+
+// leave stops a shard's reader, cancels its subscription and closes the
+// topic (the pubsub drops the subscription on its own goroutine: Close is
+// tried a few times, then left to presenceTopics.Close).
+func (t *presenceTopics) leave(st *shardTopic) {
+	st.stop()
+	<-st.done
+	st.sub.Cancel()
+	for i := 0; ; i++ {
+		if err := st.topic.Close(); err == nil {
+			_ = t.ps.UnregisterTopicValidator(st.name)
+			return
+		}
+		if i == 10 || t.n.ctx.Err() != nil {
+			t.retire(st)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// meet finds and connects peers of a shard topic through the DHT, so that
+// GossipSub has a mesh for it: the rendezvous of the whole network only
+// suits networks small enough to live on the root.
+func (t *presenceTopics) meet(ctx context.Context, ns string) {
+	n := t.n
+	rd := drouting.NewRoutingDiscovery(n.dht)
+	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := rd.Advertise(actx, ns); err != nil {
+		n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
+	}
+	found, err := rd.FindPeers(actx, ns)
+	if err != nil {
+		n.log.Debug("shard rendezvous lookup failed", "topic", ns, "err", err)
+		return
+	}
+	connected := 0
+	for ai := range found {
+		if connected >= 8 {
+			return
+		}
+		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 {
+			continue
+		}
+		if n.h.Network().Connectedness(ai.ID) == network.Connected {
+			connected++
+			continue
+		}
+		if err := n.h.Connect(actx, ai); err == nil {
+			connected++
+		}
+	}
+}
+
+// readShardLevel returns the level saved in dir, or -1 if there is none.
+func readShardLevel(dir string) int {
+	if dir == "" {
+		return -1
+	}
+	b, err := os.ReadFile(filepath.Join(dir, shardLevelFile))
+	if err != nil {
+		return -1
+	}
+	l, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || l < 0 || l > discovery.MaxShardLevel {
+		return -1
+	}
+	return l
+}
+
+func writeShardLevel(dir string, level int, n *Node) {
+	if dir == "" {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, shardLevelFile), []byte(strconv.Itoa(level)+"\n"), 0o600); err != nil {
+		n.log.Debug("shard level not saved", "err", err)
+	}
+}
