@@ -95,7 +95,10 @@ func (n *Node) state() State {
 	}
 	path := n.lastPath
 	if c := n.call; c != nil {
-		path = c.sess.Path()
+		path = ""
+		if c.connected { // before, ICE may still be starting (and racing)
+			path = c.sess.Path()
+		}
 	}
 	st.Media = MediaState{
 		Path:                 path,

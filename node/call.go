@@ -212,7 +212,10 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 		n.calls++
 	}
 	n.lastEnd = reason
-	n.lastPath = c.sess.Path()
+	n.lastPath = ""
+	if c.connected {
+		n.lastPath = c.sess.Path()
+	}
 	rec := CallRecord{
 		Path:    n.lastPath,
 		MatchID: c.id.String(), Partner: c.peer.String(), Offerer: c.offerer,

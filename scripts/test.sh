@@ -22,6 +22,7 @@ go vet ./...
 #   chromium           browser tests (node/browser_test.go, cmd/serendip/demo_test.go)
 #   nftables iproute2  real NAT in network namespaces (e2e/), also needs root
 #   curl               reading node APIs inside those namespaces
+#   spin               model checking of the claim protocol (discovery/model)
 want=()
 if [ -z "${SERENDIP_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
 	want+=(chromium)
@@ -29,6 +30,7 @@ fi
 command -v nft >/dev/null || want+=(nftables)
 command -v ip >/dev/null || want+=(iproute2)
 command -v curl >/dev/null || want+=(curl)
+command -v spin >/dev/null || want+=(spin)
 if [ ${#want[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		echo "test.sh: installing ${want[*]}" >&2
