@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -221,7 +222,7 @@ func (m *Matcher) poolSize() int { return m.pool.eligible() }
 
 func (m *Matcher) onStart(e Start) {
 	in := NormalizeInterests(e.Interests)
-	changed := !equalStrings(in, m.interests)
+	changed := !slices.Equal(in, m.interests)
 	m.interests = in
 	switch m.state {
 	case StateIdle:
@@ -872,16 +873,4 @@ func sharesInterest(a, b []string) bool {
 		}
 	}
 	return false
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -135,7 +136,7 @@ func TestShardLonely(t *testing.T) {
 		s.Update(now, true, true)
 		ups = append(ups, len(s.Subscriptions(nil))-1)
 	}
-	if want := []int{1, 2, 4, 6, 6}; !equalInts(ups, want) {
+	if want := []int{1, 2, 4, 6, 6}; !slices.Equal(ups, want) {
 		t.Errorf("ancestors joined %v, want %v", ups, want)
 	}
 	if !s.Update(now, false, false) || len(s.Subscriptions(nil)) != 1 {
@@ -201,16 +202,4 @@ func TestShardProbe(t *testing.T) {
 	if !q.Update(t0.Add(probeTime), true, false) || q.Probing() || q.Level() != 0 || len(q.Publish(true, nil)) != 1 {
 		t.Fatalf("after silence: probing %v, level %d", q.Probing(), q.Level())
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

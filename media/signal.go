@@ -232,13 +232,19 @@ func WriteSignal(w io.Writer, s Signal) error {
 	if err != nil {
 		return err
 	}
-	frame := make([]byte, 0, binary.MaxVarintLen32+len(body))
-	frame = binary.AppendUvarint(frame, uint64(len(body)))
-	frame = append(frame, body...)
-	if _, err := w.Write(frame); err != nil {
+	if err := writeFrame(w, body); err != nil {
 		return fmt.Errorf("media: write %s signal: %w", s.Kind, err)
 	}
 	return nil
+}
+
+// writeFrame writes uvarint(len(body)) and body in one Write.
+func writeFrame(w io.Writer, body []byte) error {
+	frame := make([]byte, 0, binary.MaxVarintLen32+len(body))
+	frame = binary.AppendUvarint(frame, uint64(len(body)))
+	frame = append(frame, body...)
+	_, err := w.Write(frame)
+	return err
 }
 
 // ReadSignal reads one frame written by WriteSignal and parses it. It reads
@@ -247,18 +253,32 @@ func WriteSignal(w io.Writer, s Signal) error {
 // cut short gives an error wrapping ErrMalformed and io.ErrUnexpectedEOF. A
 // length over MaxSignalSize gives ErrTooLarge before anything is allocated.
 func ReadSignal(r io.Reader) (Signal, error) {
-	n, err := readFrameLen(r)
+	body, err := readFrame(r, MaxSignalSize)
 	if err != nil {
 		return Signal{}, err
+	}
+	return ParseSignal(body)
+}
+
+// readFrame reads one frame written by writeFrame, refusing a length over
+// max (at most MaxSignalSize) with ErrTooLarge before allocating. A stream
+// that ends cleanly before the frame gives io.EOF, unwrapped.
+func readFrame(r io.Reader, max int) ([]byte, error) {
+	n, err := readFrameLen(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, max)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return Signal{}, fmt.Errorf("%w: frame body: %w", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: frame body: %w", ErrMalformed, err)
 	}
-	return ParseSignal(body)
+	return body, nil
 }
 
 // readFrameLen reads a minimal uvarint frame length, one byte at a time so it

@@ -152,23 +152,15 @@ func WriteTURNCredentials(w io.Writer, c TURNCredentials) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.Write(append(binary.AppendUvarint(nil, uint64(len(body))), body...))
-	return err
+	return writeFrame(w, body)
 }
 
 // ReadTURNCredentials reads one frame written by WriteTURNCredentials,
 // refusing a length over MaxTURNCredSize before allocating.
 func ReadTURNCredentials(r io.Reader) (TURNCredentials, error) {
-	n, err := readFrameLen(r)
+	body, err := readFrame(r, MaxTURNCredSize)
 	if err != nil {
-		return TURNCredentials{}, err
-	}
-	if n > MaxTURNCredSize {
-		return TURNCredentials{}, fmt.Errorf("turn credentials: frame of %d bytes: %w", n, ErrTooLarge)
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return TURNCredentials{}, fmt.Errorf("turn credentials: %w: %w", ErrMalformed, err)
+		return TURNCredentials{}, fmt.Errorf("turn credentials: %w", err)
 	}
 	return ParseTURNCredentials(body)
 }

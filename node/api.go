@@ -233,8 +233,7 @@ func (n *Node) Handler() http.Handler {
 		var body struct {
 			Interests []string `json:"interests"`
 		}
-		if err := readBody(r, &body); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		if !readBody(w, r, &body) {
 			return
 		}
 		n.respond(w, n.Start(discovery.NormalizeInterests(body.Interests)))
@@ -249,8 +248,7 @@ func (n *Node) Handler() http.Handler {
 		var body struct {
 			Peer string `json:"peer"`
 		}
-		if err := readBody(r, &body); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		if !readBody(w, r, &body) {
 			return
 		}
 		var p peer.ID
@@ -267,8 +265,7 @@ func (n *Node) Handler() http.Handler {
 		var body struct {
 			Private bool `json:"private"`
 		}
-		if err := readBody(r, &body); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		if !readBody(w, r, &body) {
 			return
 		}
 		n.respond(w, n.SetPrivate(body.Private))
@@ -318,12 +315,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// readBody decodes an optional JSON body.
-func readBody(r *http.Request, v any) error {
+// readBody decodes an optional JSON body; on failure it answers 400 and
+// reports false.
+func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return errors.New("bad request body: " + err.Error())
+		writeJSON(w, http.StatusBadRequest, apiError{"bad request body: " + err.Error()})
+		return false
 	}
-	return nil
+	return true
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"serendip/node"
@@ -84,28 +83,6 @@ func (nw *testNet) uiNode() *uiNode {
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { n.Close() })
 	return &uiNode{n: n, id: h.ID(), url: srv.URL, dataDir: cfg.DataDir}
-}
-
-// botWith is bot (e2e_test.go) with a change to its configuration.
-func (nw *testNet) botWith(callTime time.Duration, mod func(*node.Config)) (*node.Node, host.Host) {
-	t := nw.t
-	h := newHost(t)
-	cfg := node.LocalConfig()
-	cfg.Network = nw.name
-	cfg.Bootstrap = []peer.AddrInfo{nw.relay}
-	cfg.VideoFile = filepath.Join("..", "testdata", "clip.ivf")
-	cfg.AudioFile = filepath.Join("..", "testdata", "clip.ogg")
-	cfg.DataDir = t.TempDir()
-	cfg.Auto = true
-	cfg.CallTime = callTime
-	cfg.Logger = testLogger(t)
-	mod(&cfg)
-	n, err := node.New(h, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n, h
 }
 
 // browser is one headless Chromium with one tab on a node's page.

@@ -56,6 +56,11 @@ func newNetwork(t *testing.T) *testNet {
 
 // bot starts a node that loops the test clips and records what it receives.
 func (nw *testNet) bot(callTime time.Duration) (*node.Node, host.Host) {
+	return nw.botWith(callTime, nil)
+}
+
+// botWith is bot with a change to its configuration (mod may be nil).
+func (nw *testNet) botWith(callTime time.Duration, mod func(*node.Config)) (*node.Node, host.Host) {
 	t := nw.t
 	h := newHost(t)
 	cfg := node.LocalConfig()
@@ -68,6 +73,9 @@ func (nw *testNet) bot(callTime time.Duration) (*node.Node, host.Host) {
 	cfg.Auto = true
 	cfg.CallTime = callTime
 	cfg.Logger = testLogger(t)
+	if mod != nil {
+		mod(&cfg)
+	}
 	n, err := node.New(h, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -212,8 +212,7 @@ func (n *Node) webRoutes(mux *http.ServeMux) {
 		var body struct {
 			Text string `json:"text"`
 		}
-		if err := readBody(r, &body); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		if !readBody(w, r, &body) {
 			return
 		}
 		n.respond(w, n.SendChat(body.Text))
@@ -222,8 +221,7 @@ func (n *Node) webRoutes(mux *http.ServeMux) {
 		var body struct {
 			Typing bool `json:"typing"`
 		}
-		if err := readBody(r, &body); err != nil {
-			writeJSON(w, http.StatusBadRequest, apiError{err.Error()})
+		if !readBody(w, r, &body) {
 			return
 		}
 		n.respond(w, n.SendTyping(body.Typing))
