@@ -2,9 +2,13 @@ package node
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	lpdisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	ma "github.com/multiformats/go-multiaddr"
@@ -89,8 +93,8 @@ func (n *Node) readPresence() {
 }
 
 // rendezvous advertises the node under the network's namespace in the DHT
-// and connects to the other nodes found there, so that presence and claims
-// have direct paths. It retries quickly until the first round works.
+// and connects to a few of the other nodes found there (connectSome), so
+// that presence has a mesh; claims dial their peers directly. It retries quickly until the first round works.
 func (n *Node) rendezvous(connected <-chan struct{}) {
 	select {
 	case <-connected:
@@ -122,20 +126,73 @@ func (n *Node) rendezvousOnce(rd *drouting.RoutingDiscovery, ns string) bool {
 		n.log.Debug("rendezvous advertise failed", "err", err)
 		return false
 	}
-	found, err := rd.FindPeers(ctx, ns)
+	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "err", err)
 		return false
 	}
-	for ai := range found {
-		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
+	n.connectSome(ctx, found, n.rendezvousPeers())
+	return true
+}
+
+// rendezvousPeers is how many peers found at a rendezvous a node keeps
+// connections to: enough for a GossipSub mesh and two spares, few enough
+// that a network of thousands is not a full mesh of connections.
+func (n *Node) rendezvousPeers() int {
+	d := n.cfg.MeshDegree
+	if d == 0 {
+		d = pubsub.GossipSubD
+	}
+	return d + 2
+}
+
+// rendezvousCandidates is how many advertisers a lookup asks for, and
+// rendezvousWait how long it waits for them, before connectSome picks.
+const (
+	rendezvousCandidates = 32
+	rendezvousWait       = 2 * time.Second
+)
+
+// connectSome connects to peers found at a rendezvous, in random order (so
+// the first to advertise do not become everyone's hub), until want of them
+// are connected, counting those already connected. It takes what the
+// lookup found in rendezvousWait: a lookup may run on until its deadline.
+func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, want int) {
+	var fresh []peer.AddrInfo
+	connected := 0
+	wait := time.NewTimer(rendezvousWait)
+	defer wait.Stop()
+collect:
+	for {
+		var ai peer.AddrInfo
+		var ok bool
+		select {
+		case ai, ok = <-found:
+		case <-wait.C:
+		case <-ctx.Done():
+		}
+		if !ok {
+			break collect // the rest of the lookup runs on and is dropped
+		}
+		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 {
 			continue
+		}
+		if n.h.Network().Connectedness(ai.ID) == network.Connected {
+			connected++
+			continue
+		}
+		fresh = append(fresh, ai)
+	}
+	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
+	for _, ai := range fresh {
+		if connected >= want {
+			return
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
 			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
 			continue
 		}
+		connected++
 		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
 	}
-	return true
 }
