@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"math"
@@ -81,6 +82,11 @@ type Report struct {
 	// PeersPerNode is how many libp2p peers each running node was
 	// connected to at the end.
 	PeersPerNode Percentiles `json:"peers_per_node"`
+	// ShardLevels counts the running nodes at the end by presence shard
+	// level ("0" is the root); ShardTopicsPerNode is how many presence
+	// topics each had joined.
+	ShardLevels        map[string]int `json:"shard_levels,omitempty"`
+	ShardTopicsPerNode Percentiles    `json:"shard_topics_per_node"`
 	// GoroutinesPerNode: in process, the goroutines at the end of the run
 	// (before the nodes close) over the number of nodes.
 	GoroutinesPerNode float64 `json:"goroutines_per_node,omitempty"`
@@ -402,13 +408,21 @@ func (r *run) report() *Report {
 			}
 		}
 	}
-	var peers []float64
+	var peers, topics []float64
 	for _, t := range r.nodes {
 		if t.hasFinal && t.killed.IsZero() {
 			peers = append(peers, float64(t.final.Peers))
+			if level, _, ok := strings.Cut(t.final.Shard, "."); ok {
+				if rep.ShardLevels == nil {
+					rep.ShardLevels = map[string]int{}
+				}
+				rep.ShardLevels[level]++
+				topics = append(topics, float64(t.final.ShardTopics))
+			}
 		}
 	}
 	rep.PeersPerNode = percentiles(peers)
+	rep.ShardTopicsPerNode = percentiles(topics)
 	if !r.cfg.Procs && r.self.goroutines > 0 {
 		rep.GoroutinesPerNode = math.Round(float64(r.self.goroutines-r.baseGor)/float64(max(r.cfg.Nodes, 1))*10) / 10
 	}
@@ -675,6 +689,16 @@ func (rep *Report) Table() string {
 			extra = fmt.Sprintf("; %.0f goroutines per node", rep.GoroutinesPerNode)
 		}
 		w("libp2p peers per node", "p50 %.0f, max %.0f%s", p.P50, p.Max, extra)
+	}
+	if len(rep.ShardLevels) > 0 {
+		levels := slices.Sorted(maps.Keys(rep.ShardLevels))
+		slices.SortStableFunc(levels, func(a, b string) int { return cmp.Compare(len(a), len(b)) }) // "10" after "9"
+		var parts []string
+		for _, l := range levels {
+			parts = append(parts, fmt.Sprintf("%s: %d", l, rep.ShardLevels[l]))
+		}
+		w("presence shard level (nodes)", "%s; topics joined p50 %.0f, max %.0f", strings.Join(parts, ", "),
+			rep.ShardTopicsPerNode.P50, rep.ShardTopicsPerNode.Max)
 	}
 	w("CPU", "%.1f s (%.3f s per node, %.0f%% of %d cores; machine load %.1f to %.1f)", rep.CPUSeconds, rep.CPUSecondsPerNode,
 		rep.CPUShare*100, rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)

@@ -33,6 +33,12 @@ type State struct {
 	Lonely bool `json:"lonely"`
 	// Peers is the number of libp2p peers connected.
 	Peers int `json:"peers"`
+	// Shard is the presence shard this node is in, "level.index" ("0.0":
+	// the whole network on one topic), and ShardTopics how many presence
+	// topics it has joined (its shard, ancestors while lonely, shards
+	// left a moment ago).
+	Shard       string `json:"shard"`
+	ShardTopics int    `json:"shard_topics"`
 	// Private: privacy mode (media through TURN relays only) for the next
 	// calls; PrivacyAvailable: it can be switched on (not on a loopback-only
 	// network).
@@ -75,6 +81,7 @@ func (n *Node) state() State {
 
 		PrivacyAvailable: n.engine.CanRelayOnly(),
 	}
+	st.Shard, st.ShardTopics = n.topic.where()
 	stats := n.last
 	switch ms.State {
 	case discovery.StateIdle:
