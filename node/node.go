@@ -50,6 +50,14 @@ type Config struct {
 	DHTMode dht.ModeOpt
 	// RendezvousInterval is how often the DHT rendezvous is refreshed.
 	RendezvousInterval time.Duration
+	// ShardTarget is how many presence messages a shard should carry per
+	// announce interval (discovery.ShardConfig.Target); 0 keeps
+	// discovery.DefaultShardConfig's.
+	ShardTarget int
+	// MeshDegree is GossipSub's D, the mesh peers a node keeps per presence
+	// topic (each message arrives about this many times); 0 keeps
+	// GossipSub's 6.
+	MeshDegree int
 	// Matcher and Media configure the parts.
 	Matcher discovery.Config
 	Media   media.EngineConfig
@@ -91,6 +99,15 @@ func LocalConfig() Config {
 	c.RendezvousInterval = 5 * time.Second
 	c.Matcher = discovery.LocalConfig()
 	c.Media = media.LoopbackEngineConfig()
+	// Hundreds of nodes share one machine's cores: presence announced every
+	// 2 s (searches that end sooner announce only their start and end),
+	// shards of about 8 messages per announcement interval and a thin
+	// mesh carry each presence to fewer nodes, fewer times. On loopback
+	// nothing is lost that a wider mesh would save.
+	c.Matcher.AnnounceInterval = 2 * time.Second
+	c.Matcher.PresenceTTL = 8 * time.Second
+	c.ShardTarget = 8
+	c.MeshDegree = 3
 	return c
 }
 
@@ -101,6 +118,12 @@ func (c Config) Validate() error {
 	}
 	if c.RendezvousInterval <= 0 {
 		return errors.New("node: rendezvous interval must be positive")
+	}
+	if c.MeshDegree < 0 {
+		return errors.New("node: negative mesh degree")
+	}
+	if c.ShardTarget != 0 && c.ShardTarget < 2 {
+		return errors.New("node: shard target must be 0 (the default) or at least 2")
 	}
 	if c.CallTime < 0 {
 		return errors.New("node: negative call time")
@@ -243,6 +266,18 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	return n, nil
 }
 
+// meshParams are GossipSub's defaults with a mesh of d peers (at least 2).
+func meshParams(d int) pubsub.GossipSubParams {
+	p := pubsub.DefaultGossipSubParams()
+	p.D = d
+	p.Dlo = max(1, d-1)
+	p.Dhi = 2 * d
+	p.Dscore = min(p.Dscore, p.Dlo)
+	p.Dout = max(0, min(p.Dout, p.Dlo-1, d/2-1)) // GossipSub wants Dout < Dlo and Dout < D/2
+	p.Dlazy = d
+	return p
+}
+
 // startNetwork joins the DHT, the presence topic and registers the protocols.
 func (n *Node) startNetwork() error {
 	var err error
@@ -250,7 +285,11 @@ func (n *Node) startNetwork() error {
 	if err != nil {
 		return fmt.Errorf("node: dht: %w", err)
 	}
-	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, pubsub.WithMaxMessageSize(64<<10)); err != nil {
+	psOpts := []pubsub.Option{pubsub.WithMaxMessageSize(64 << 10)}
+	if d := n.cfg.MeshDegree; d > 0 {
+		psOpts = append(psOpts, pubsub.WithGossipSubParams(meshParams(d)))
+	}
+	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
 	if n.topic, n.sub, err = n.joinPresence(); err != nil {

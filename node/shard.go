@@ -14,7 +14,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	"github.com/libp2p/go-libp2p/core/network"
+	lpdisc "github.com/libp2p/go-libp2p/core/discovery"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"serendip/discovery"
@@ -133,7 +133,11 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	_, _ = crand.Read(b[:])
 	seed := binary.LittleEndian.Uint64(b[:])
 	level := readShardLevel(n.cfg.DataDir)
-	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), discovery.DefaultShardConfig(n.cfg.Matcher), level, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	sc := discovery.DefaultShardConfig(n.cfg.Matcher)
+	if n.cfg.ShardTarget > 0 {
+		sc.Target = n.cfg.ShardTarget
+	}
+	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), sc, level, rand.New(rand.NewPCG(seed, seed>>1|1)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: sharder: %w", err)
 	}
@@ -249,6 +253,13 @@ func (t *presenceTopics) targets(a discovery.Announce) ([]*pubsub.Topic, uint8) 
 		topics = append(topics, top)
 	}
 	return topics, t.sh.Level()
+}
+
+// where returns our home shard and how many shard topics are joined.
+func (t *presenceTopics) where() (string, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sh.Home().String(), len(t.joined)
 }
 
 // heard tells the sharder of a presence message received on shard on.
@@ -384,27 +395,12 @@ func (t *presenceTopics) meet(ctx context.Context, ns string) {
 	if _, err := rd.Advertise(actx, ns); err != nil {
 		n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
 	}
-	found, err := rd.FindPeers(actx, ns)
+	found, err := rd.FindPeers(actx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("shard rendezvous lookup failed", "topic", ns, "err", err)
 		return
 	}
-	connected := 0
-	for ai := range found {
-		if connected >= 8 {
-			return
-		}
-		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 {
-			continue
-		}
-		if n.h.Network().Connectedness(ai.ID) == network.Connected {
-			connected++
-			continue
-		}
-		if err := n.h.Connect(actx, ai); err == nil {
-			connected++
-		}
-	}
+	n.connectSome(actx, found, n.rendezvousPeers())
 }
 
 // readShardLevel returns the level saved in dir, or -1 if there is none.
