@@ -93,8 +93,11 @@ func (n *Node) readPresence() {
 }
 
 // rendezvous advertises the node under the network's namespace in the DHT
-// and connects to a few of the other nodes found there (connectSome), so
-// that presence has a mesh; claims dial their peers directly. It retries quickly until the first round works.
+// (again at half the advertisement's lifetime) and, while the node knows
+// fewer than rendezvousPeers other nodes, connects to some of those found
+// there (connectSome), so that presence has a mesh; claims dial their
+// peers directly. It retries quickly until the first round works, then
+// looks every RendezvousInterval.
 func (n *Node) rendezvous(connected <-chan struct{}) {
 	select {
 	case <-connected:
@@ -104,8 +107,23 @@ func (n *Node) rendezvous(connected <-chan struct{}) {
 	rd := drouting.NewRoutingDiscovery(n.dht)
 	ns := p2p.Namespace(n.cfg.Network)
 	delay := 125 * time.Millisecond
+	var again time.Time // advertise again then
 	for {
-		ok := n.rendezvousOnce(rd, ns)
+		ok := true
+		ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
+		if !time.Now().Before(again) {
+			ttl, err := rd.Advertise(ctx, ns)
+			if err != nil {
+				n.log.Debug("rendezvous advertise failed", "err", err)
+				ok = false
+			} else {
+				again = time.Now().Add(max(ttl/2, n.cfg.RendezvousInterval))
+			}
+		}
+		if ok {
+			ok = n.rendezvousOnce(ctx, rd, ns)
+		}
+		cancel()
 		if ok {
 			delay = n.cfg.RendezvousInterval
 		} else {
@@ -119,20 +137,32 @@ func (n *Node) rendezvous(connected <-chan struct{}) {
 	}
 }
 
-func (n *Node) rendezvousOnce(rd *drouting.RoutingDiscovery, ns string) bool {
-	ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
-	defer cancel()
-	if _, err := rd.Advertise(ctx, ns); err != nil {
-		n.log.Debug("rendezvous advertise failed", "err", err)
-		return false
+// rendezvousOnce connects to nodes found at the rendezvous while this node
+// is connected to fewer than rendezvousPeers others.
+func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery, ns string) bool {
+	need := n.rendezvousPeers() - n.nodePeers()
+	if need <= 0 {
+		return true
 	}
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "err", err)
 		return false
 	}
-	n.connectSome(ctx, found, n.rendezvousPeers())
+	n.connectSome(ctx, found, need)
 	return true
+}
+
+// nodePeers counts the connected peers that are Serendip nodes (they take
+// claims; relays do not).
+func (n *Node) nodePeers() int {
+	c := 0
+	for _, p := range n.h.Network().Peers() {
+		if ok, _ := n.h.Peerstore().SupportsProtocols(p, discovery.ClaimProtocol); len(ok) > 0 {
+			c++
+		}
+	}
+	return c
 }
 
 // rendezvousPeers is how many peers found at a rendezvous a node keeps
@@ -153,13 +183,12 @@ const (
 	rendezvousWait       = 2 * time.Second
 )
 
-// connectSome connects to peers found at a rendezvous, in random order (so
-// the first to advertise do not become everyone's hub), until want of them
-// are connected, counting those already connected. It takes what the
-// lookup found in rendezvousWait: a lookup may run on until its deadline.
-func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, want int) {
+// connectSome connects to need peers found at a rendezvous that it is not
+// yet connected to, picked at random (so the first to advertise do not
+// become everyone's hub). It takes what the lookup found in rendezvousWait:
+// a lookup may run on until its deadline.
+func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) {
 	var fresh []peer.AddrInfo
-	connected := 0
 	wait := time.NewTimer(rendezvousWait)
 	defer wait.Stop()
 collect:
@@ -174,25 +203,21 @@ collect:
 		if !ok {
 			break collect // the rest of the lookup runs on and is dropped
 		}
-		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 {
-			continue
-		}
-		if n.h.Network().Connectedness(ai.ID) == network.Connected {
-			connected++
+		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
 			continue
 		}
 		fresh = append(fresh, ai)
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	for _, ai := range fresh {
-		if connected >= want {
+		if need <= 0 {
 			return
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
 			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
 			continue
 		}
-		connected++
+		need--
 		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
 	}
 }

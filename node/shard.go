@@ -359,7 +359,7 @@ func (t *presenceTopics) join(s discovery.Shard) (*shardTopic, error) {
 		}
 	})
 	if s.Level > 0 && n.dht != nil {
-		n.goAsync(func() { t.meet(ctx, name) })
+		n.goAsync(func() { t.meet(ctx, name, top) })
 	}
 	return st, nil
 }
@@ -386,8 +386,9 @@ func (t *presenceTopics) leave(st *shardTopic) {
 
 // meet finds and connects peers of a shard topic through the DHT, so that
 // GossipSub has a mesh for it: the rendezvous of the whole network only
-// suits networks small enough to live on the root.
-func (t *presenceTopics) meet(ctx context.Context, ns string) {
+// suits networks small enough to live on the root. It connects only as many
+// as the topic lacks, once GossipSub has heard who of our peers joined it.
+func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic) {
 	n := t.n
 	rd := drouting.NewRoutingDiscovery(n.dht)
 	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -395,13 +396,26 @@ func (t *presenceTopics) meet(ctx context.Context, ns string) {
 	if _, err := rd.Advertise(actx, ns); err != nil {
 		n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
 	}
+	select {
+	case <-time.After(meetSettle):
+	case <-actx.Done():
+		return
+	}
+	need := n.rendezvousPeers() - len(top.ListPeers())
+	if need <= 0 {
+		return
+	}
 	found, err := rd.FindPeers(actx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("shard rendezvous lookup failed", "topic", ns, "err", err)
 		return
 	}
-	n.connectSome(actx, found, n.rendezvousPeers())
+	n.connectSome(actx, found, need)
 }
+
+// meetSettle is how long meet lets the peers we are connected to tell us
+// that they joined a shard topic before it counts them.
+const meetSettle = 500 * time.Millisecond
 
 // readShardLevel returns the level saved in dir, or -1 if there is none.
 func readShardLevel(dir string) int {
