@@ -128,6 +128,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Network == "" {
 		cfg.Network = fmt.Sprintf("harness-%d-%d", cfg.Seed, time.Now().UnixNano())
 	}
+	if !cfg.Procs {
+		// Every connection between two nodes here holds a descriptor at
+		// each end: allow about fdsPerNode per node.
+		want := uint64(cfg.Nodes+cfg.Relays)*fdsPerNode + 1024
+		if got, err := raiseFileLimit(want); got < want {
+			cfg.Logger.Warn("open file limit below what the run may need", "limit", got, "want", want, "err", err)
+		}
+	}
 	var l launcher = newInproc(cfg)
 	if cfg.Procs {
 		p, err := newProcs(cfg)
@@ -138,6 +146,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	return runWith(ctx, cfg, l)
 }
+
+// fdsPerNode is how many descriptors an in-process node may need: one per
+// libp2p connection (about 40 at 200 nodes), its call's UDP sockets, and
+// room.
+const fdsPerNode = 200
 
 // runWith runs with the given launcher; cfg is valid and complete.
 func runWith(ctx context.Context, cfg Config, l launcher) (*Report, error) {

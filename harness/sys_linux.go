@@ -90,6 +90,34 @@ func openFiles() (n int, limit uint64, ok bool) {
 	return len(ents), rl.Cur, true
 }
 
+// raiseFileLimit raises this process's limit on open files to want where it
+// is lower, as far as the system allows (beyond the hard limit only for
+// root), and returns the limit it ends with.
+func raiseFileLimit(want uint64) (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	if rl.Cur >= want {
+		return rl.Cur, nil
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if most, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil {
+			want = min(want, most)
+		}
+	}
+	up := syscall.Rlimit{Cur: want, Max: max(rl.Max, want)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up); err != nil {
+		// Not root: as far as the hard limit.
+		up = syscall.Rlimit{Cur: min(want, rl.Max), Max: rl.Max}
+		if err2 := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up); err2 != nil {
+			return rl.Cur, err
+		}
+		return up.Cur, err
+	}
+	return up.Cur, nil
+}
+
 // loadAverage is the machine's one-minute load average (0 if unknown).
 func loadAverage() float64 {
 	b, err := os.ReadFile("/proc/loadavg")

@@ -22,4 +22,6 @@ func selfUsage() (procUsage, bool) { return procUsage{}, false }
 
 func openFiles() (int, uint64, bool) { return 0, 0, false }
 
+func raiseFileLimit(uint64) (uint64, error) { return 0, errors.New("not supported on this system") }
+
 func loadAverage() float64 { return 0 }
