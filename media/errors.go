@@ -42,6 +42,9 @@ var (
 	// ErrAlreadyStarted: Start was called twice.
 	ErrAlreadyStarted = errors.New("media: session already started")
 
+	// ErrCloseTimeout: Close gave up waiting for the peer connection to
+	// close; the session is closed for the caller all the same.
+	ErrCloseTimeout = errors.New("media: peer connection still closing")
 	// ErrClosed: the session has been closed.
 	ErrClosed = errors.New("media: session closed")
 )

@@ -814,11 +814,28 @@ func (s *Session) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		s.cancel()
-		if err := s.pc.GracefulClose(); err != nil {
-			s.closeErr = fmt.Errorf("media: close peer connection: %w", err)
+		s.cancel() // also ends the track readers (readTrack), recordings finalised
+		closed := make(chan error, 1)
+		go func() { closed <- s.pc.GracefulClose() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				s.closeErr = fmt.Errorf("media: close peer connection: %w", err)
+			}
+		case <-time.After(closeTimeout):
+			// Pion can block in its SCTP teardown for minutes on a loaded
+			// machine; the call is over for us, and its goroutines end
+			// when Pion returns.
+			s.closeErr = fmt.Errorf("%w after %v", ErrCloseTimeout, closeTimeout)
+			s.log.Warn("peer connection still closing; going on", "after", closeTimeout)
 		}
-		s.wg.Wait()
+		ours := make(chan struct{})
+		go func() { s.wg.Wait(); close(ours) }()
+		select {
+		case <-ours:
+		case <-time.After(closeTimeout):
+			s.log.Warn("session goroutines still running after close", "after", closeTimeout)
+		}
 		s.mu.Lock()
 		s.state = StateClosed
 		s.mu.Unlock()
@@ -827,6 +844,10 @@ func (s *Session) Close() error {
 	s.events.wait()
 	return s.closeErr
 }
+
+// closeTimeout bounds each wait of Close: for Pion's peer connection, then
+// for the session's own goroutines.
+const closeTimeout = 5 * time.Second
 
 // Done is closed once the session is closed and its last callback has
 // returned.
@@ -905,6 +926,9 @@ func (s *Session) readTrack(t *webrtc.TrackRemote) {
 	}
 	rec := s.newRecorder(t, video, audio, log)
 	defer rec.close()
+	// Close ends the read even if Pion's own close is slow to.
+	stop := context.AfterFunc(s.ctx, func() { _ = t.SetReadDeadline(time.Now()) })
+	defer stop()
 
 	var (
 		keyframe bool
