@@ -322,6 +322,19 @@ func (s *Sharder) moveTo(l uint8, now time.Time) {
 	s.moved = true
 }
 
+// Deaf tells the sharder that at now the node cannot hear its home shard:
+// it has no peer on the shard's topic yet (it is still finding them). The
+// estimate starts again, so that a shard that is only out of reach is not
+// taken for a quiet one and merged away: at a thousand nodes starting at
+// once on one machine, nodes that could not yet reach their shards merged
+// level after level up to the root.
+func (s *Sharder) Deaf(now time.Time) {
+	if !s.started || s.probing {
+		return
+	}
+	s.resetEstimate(now)
+}
+
 // Update moves the sharder to now: a new epoch (a new position); at the
 // level checks, a new level (see the package doc); one more ancestor joined
 // for each LonelyWait a search stays lonely; shards left more than Linger

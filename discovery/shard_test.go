@@ -203,3 +203,26 @@ func TestShardProbe(t *testing.T) {
 		t.Fatalf("after silence: probing %v, level %d", q.Probing(), q.Level())
 	}
 }
+
+// TestShardDeaf: a node that cannot reach its shard (no peer on its topic)
+// does not take the silence for a quiet shard; once it can hear, a full
+// window of silence merges as before.
+func TestShardDeaf(t *testing.T) {
+	cfg := testShardConfig()
+	s := newSharder(t, 5)
+	now := t0
+	s.Update(now, false, false)
+	for end := t0.Add(3 * cfg.Window); now.Before(end); now = now.Add(100 * time.Millisecond) {
+		s.Deaf(now)
+		s.Update(now, false, false)
+	}
+	if s.Level() != 5 {
+		t.Fatalf("merged while deaf: level %d", s.Level())
+	}
+	for end := now.Add(2 * cfg.Window); now.Before(end) && s.Level() == 5; now = now.Add(100 * time.Millisecond) {
+		s.Update(now, false, false)
+	}
+	if s.Level() != 3 {
+		t.Fatalf("silent once it could hear: level %d, want 3", s.Level())
+	}
+}

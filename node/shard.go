@@ -133,6 +133,9 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	_, _ = crand.Read(b[:])
 	seed := binary.LittleEndian.Uint64(b[:])
 	level := readShardLevel(n.cfg.DataDir)
+	if level < 0 && n.cfg.StartShardLevel > 0 {
+		level = n.cfg.StartShardLevel
+	}
 	sc := discovery.DefaultShardConfig(n.cfg.Matcher)
 	if n.cfg.ShardTarget > 0 {
 		sc.Target = n.cfg.ShardTarget
@@ -177,7 +180,11 @@ func (t *presenceTopics) follow() {
 		}
 		searching := st.State == discovery.StateSearching || st.State == discovery.StateClaiming
 		t.mu.Lock()
-		changed := t.sh.Update(time.Now(), searching, st.Lonely)
+		now := time.Now()
+		if home := t.joined[t.sh.Home()]; home != nil && t.sh.Level() > 0 && len(home.topic.ListPeers()) == 0 {
+			t.sh.Deaf(now)
+		}
+		changed := t.sh.Update(now, searching, st.Lonely)
 		want := t.sh.Subscriptions(nil)
 		wake := t.sh.NextWake()
 		level := t.sh.Level()
