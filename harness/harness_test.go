@@ -318,3 +318,13 @@ func TestInvariantsFailTheRun(t *testing.T) {
 		}
 	}
 }
+
+func TestStartShardLevel(t *testing.T) {
+	for _, tt := range []struct{ n, target, want int }{
+		{2, 8, 0}, {15, 8, 0}, {16, 8, 1}, {200, 8, 4}, {1000, 8, 6}, {1000, 16, 5},
+	} {
+		if got := startShardLevel(tt.n, tt.target); got != tt.want {
+			t.Errorf("startShardLevel(%d, %d) = %d, want %d", tt.n, tt.target, got, tt.want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"serendip/discovery"
 	"serendip/node"
 	"serendip/relay"
 )
@@ -116,6 +117,7 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	// thousand DHT servers in one process would measure the DHT instead
 	// of Serendip. The relays are the DHT servers.
 	nc.DHTMode = dht.ModeClient
+	nc.StartShardLevel = startShardLevel(p.cfg.Nodes, nc.ShardTarget)
 	nc.Auto = spec.auto
 	nc.CallTime = spec.callTime
 	nc.Seed = spec.seed
@@ -131,6 +133,26 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 		return nil, fmt.Errorf("%w: node %d: %w", ErrLaunch, spec.index, err)
 	}
 	return &inprocNode{n: n, h: h, id: h.ID().String(), closing: &p.closing}, nil
+}
+
+// startShardLevel is the presence shard level a node of a network of n
+// nodes would have saved from an earlier run: in the harness's scenarios a
+// node sends about one presence message per announce interval (a search's
+// start and end; searches are short), so a shard of 2^-level of the network
+// carries n/2^level of them, and the level that keeps that near target is
+// log2(n/target). Starting there, as the simulator's nodes do, spares a
+// network that starts all at once from announcing everything on the root
+// topic, where every node would hear every node until the sharders
+// split (at a thousand nodes, more than two cores can carry).
+func startShardLevel(n, target int) int {
+	if target <= 0 {
+		target = discovery.DefaultShardConfig(discovery.LocalConfig()).Target
+	}
+	l := 0
+	for n >= target<<(l+1) {
+		l++
+	}
+	return l
 }
 
 func (p *inproc) traffic() (classBytes, bool) {

@@ -54,6 +54,10 @@ type Config struct {
 	// announce interval (discovery.ShardConfig.Target); 0 keeps
 	// discovery.DefaultShardConfig's.
 	ShardTarget int
+	// StartShardLevel is the presence shard level a node with no level
+	// saved in DataDir starts at, without probing (a node that ran before
+	// starts at the level it saved); 0 starts at the root and probes.
+	StartShardLevel int
 	// MeshDegree is GossipSub's D, the mesh peers a node keeps per presence
 	// topic (each message arrives about this many times); 0 keeps
 	// GossipSub's 6.
@@ -122,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.RendezvousInterval <= 0 {
 		return errors.New("node: rendezvous interval must be positive")
+	}
+	if c.StartShardLevel < 0 || c.StartShardLevel > discovery.MaxShardLevel {
+		return fmt.Errorf("node: start shard level %d not in [0, %d]", c.StartShardLevel, discovery.MaxShardLevel)
 	}
 	if c.MeshDegree < 0 {
 		return errors.New("node: negative mesh degree")
