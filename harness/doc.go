@@ -14,10 +14,11 @@
 // only, no relay transport or NAT services, no resource manager, no
 // Prometheus) and every node is a DHT client, as a node behind NAT is on
 // the internet; the relays are the DHT servers. The relays keep a
-// connection to every node: libp2p's default connection manager would trim
-// them to 160 connections. Child processes run the node and relay commands
-// exactly as a person would (so a run of more than about 190 nodes meets
-// that trimming).
+// connection to every node. Each node starts at the presence shard level
+// a node of a network that size would have saved from an earlier run
+// (startShardLevel), as the simulator's nodes do, instead of probing from
+// the root. Child processes run the node and relay commands exactly as a
+// person would (they probe).
 //
 // # Scenarios
 //
