@@ -455,7 +455,10 @@
   toggle(el.cam, 'video', 'Turn your camera off', 'Turn your camera on');
 
   // Chat and the typing indicator.
-  let typingSentAt = 0;
+  // When we last told the stranger we are typing; -Infinity: not now.
+  // (Not 0: performance.now() counts from page load, and typing in the
+  // first 2.5 s would never be told.)
+  let typingSentAt = -Infinity;
   let typingIdle = null;
   function typing(on) {
     clearTimeout(typingIdle);
@@ -465,8 +468,8 @@
         api('typing', { typing: true }).catch(() => {});
       }
       typingIdle = setTimeout(() => typing(false), 3000);
-    } else if (typingSentAt) {
-      typingSentAt = 0;
+    } else if (typingSentAt > -Infinity) {
+      typingSentAt = -Infinity;
       api('typing', { typing: false }).catch(() => {});
     }
   }
@@ -481,7 +484,7 @@
     el.input.value = '';
     el.send.disabled = true;
     clearTimeout(typingIdle);
-    typingSentAt = 0;
+    typingSentAt = -Infinity; // the stranger hides the indicator on our message
     try {
       await api('chat', { text });
     } catch (err) {
