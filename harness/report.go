@@ -1,13 +1,13 @@
 package harness
 
 import (
-	"cmp"
 	"fmt"
 	"maps"
 	"math"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,8 +85,8 @@ type Report struct {
 	// ShardLevels counts the running nodes at the end by presence shard
 	// level ("0" is the root); ShardTopicsPerNode is how many presence
 	// topics each had joined.
-	ShardLevels        map[string]int `json:"shard_levels,omitempty"`
-	ShardTopicsPerNode Percentiles    `json:"shard_topics_per_node"`
+	ShardLevels        map[int]int `json:"shard_levels,omitempty"`
+	ShardTopicsPerNode Percentiles `json:"shard_topics_per_node"`
 	// GoroutinesPerNode: in process, the goroutines at the end of the run
 	// (before the nodes close) over the number of nodes.
 	GoroutinesPerNode float64 `json:"goroutines_per_node,omitempty"`
@@ -412,9 +412,13 @@ func (r *run) report() *Report {
 	for _, t := range r.nodes {
 		if t.hasFinal && t.killed.IsZero() {
 			peers = append(peers, float64(t.final.Peers))
-			if level, _, ok := strings.Cut(t.final.Shard, "."); ok {
+			if l, _, ok := strings.Cut(t.final.Shard, "."); ok {
+				level, err := strconv.Atoi(l)
+				if err != nil {
+					continue
+				}
 				if rep.ShardLevels == nil {
-					rep.ShardLevels = map[string]int{}
+					rep.ShardLevels = map[int]int{}
 				}
 				rep.ShardLevels[level]++
 				topics = append(topics, float64(t.final.ShardTopics))
@@ -691,11 +695,9 @@ func (rep *Report) Table() string {
 		w("libp2p peers per node", "p50 %.0f, max %.0f%s", p.P50, p.Max, extra)
 	}
 	if len(rep.ShardLevels) > 0 {
-		levels := slices.Sorted(maps.Keys(rep.ShardLevels))
-		slices.SortStableFunc(levels, func(a, b string) int { return cmp.Compare(len(a), len(b)) }) // "10" after "9"
 		var parts []string
-		for _, l := range levels {
-			parts = append(parts, fmt.Sprintf("%s: %d", l, rep.ShardLevels[l]))
+		for _, l := range slices.Sorted(maps.Keys(rep.ShardLevels)) {
+			parts = append(parts, fmt.Sprintf("%d: %d", l, rep.ShardLevels[l]))
 		}
 		w("presence shard level (nodes)", "%s; topics joined p50 %.0f, max %.0f", strings.Join(parts, ", "),
 			rep.ShardTopicsPerNode.P50, rep.ShardTopicsPerNode.Max)

@@ -815,25 +815,17 @@ func (s *Session) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		s.cancel() // also ends the track readers (readTrack), recordings finalised
-		closed := make(chan error, 1)
-		go func() { closed <- s.pc.GracefulClose() }()
-		select {
-		case err := <-closed:
-			if err != nil {
-				s.closeErr = fmt.Errorf("media: close peer connection: %w", err)
-			}
-		case <-time.After(closeTimeout):
+		var err error
+		if !finishes(closeTimeout, func() { err = s.pc.GracefulClose() }) {
 			// Pion can block in its SCTP teardown for minutes on a loaded
 			// machine; the call is over for us, and its goroutines end
 			// when Pion returns.
 			s.closeErr = fmt.Errorf("%w after %v", ErrCloseTimeout, closeTimeout)
 			s.log.Warn("peer connection still closing; going on", "after", closeTimeout)
+		} else if err != nil {
+			s.closeErr = fmt.Errorf("media: close peer connection: %w", err)
 		}
-		ours := make(chan struct{})
-		go func() { s.wg.Wait(); close(ours) }()
-		select {
-		case <-ours:
-		case <-time.After(closeTimeout):
+		if !finishes(closeTimeout, s.wg.Wait) {
 			s.log.Warn("session goroutines still running after close", "after", closeTimeout)
 		}
 		s.mu.Lock()
@@ -848,6 +840,21 @@ func (s *Session) Close() error {
 // closeTimeout bounds each wait of Close: for Pion's peer connection, then
 // for the session's own goroutines.
 const closeTimeout = 5 * time.Second
+
+// finishes runs f on its own goroutine and reports whether it returned
+// within d (if not, it runs on).
+func finishes(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 // Done is closed once the session is closed and its last callback has
 // returned.

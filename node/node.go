@@ -133,14 +133,14 @@ func (c Config) Validate() error {
 	if c.MeshDegree < 0 {
 		return errors.New("node: negative mesh degree")
 	}
-	if c.ShardTarget != 0 && c.ShardTarget < 2 {
-		return errors.New("node: shard target must be 0 (the default) or at least 2")
-	}
 	if c.CallTime < 0 {
 		return errors.New("node: negative call time")
 	}
 	if err := c.Matcher.Validate(); err != nil {
 		return fmt.Errorf("node: matcher: %w", err)
+	}
+	if err := c.shardConfig().Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
 	}
 	if c.Mirror && (c.VideoFile != "" || c.AudioFile != "") {
 		return errors.New("node: a mirror sends back what it gets; it takes no media files")
@@ -275,6 +275,16 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go n.run()
 	return n, nil
+}
+
+// shardConfig is the sharder's configuration: the defaults for the matcher,
+// with ShardTarget if set.
+func (c Config) shardConfig() discovery.ShardConfig {
+	sc := discovery.DefaultShardConfig(c.Matcher)
+	if c.ShardTarget != 0 {
+		sc.Target = c.ShardTarget
+	}
+	return sc
 }
 
 // meshParams are GossipSub's defaults with a mesh of d peers (at least 2).

@@ -144,9 +144,15 @@ func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery
 	if need <= 0 {
 		return true
 	}
+	return n.findAndConnect(ctx, rd, ns, need)
+}
+
+// findAndConnect looks up who advertised ns and connects to need of them
+// (connectSome); it reports whether the lookup started.
+func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int) bool {
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
-		n.log.Debug("rendezvous lookup failed", "err", err)
+		n.log.Debug("rendezvous lookup failed", "namespace", ns, "err", err)
 		return false
 	}
 	n.connectSome(ctx, found, need)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	lpdisc "github.com/libp2p/go-libp2p/core/discovery"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"serendip/discovery"
@@ -136,11 +135,7 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	if level < 0 && n.cfg.StartShardLevel > 0 {
 		level = n.cfg.StartShardLevel
 	}
-	sc := discovery.DefaultShardConfig(n.cfg.Matcher)
-	if n.cfg.ShardTarget > 0 {
-		sc.Target = n.cfg.ShardTarget
-	}
-	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), sc, level, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), n.cfg.shardConfig(), level, rand.New(rand.NewPCG(seed, seed>>1|1)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: sharder: %w", err)
 	}
@@ -179,9 +174,14 @@ func (t *presenceTopics) follow() {
 			return
 		}
 		searching := st.State == discovery.StateSearching || st.State == discovery.StateClaiming
+		// Asked outside t.mu: ListPeers waits for pubsub's event loop.
+		deaf := false
+		if home := t.home(); home != nil {
+			deaf = len(home.ListPeers()) == 0
+		}
 		t.mu.Lock()
 		now := time.Now()
-		if home := t.joined[t.sh.Home()]; home != nil && t.sh.Level() > 0 && len(home.topic.ListPeers()) == 0 {
+		if deaf {
 			t.sh.Deaf(now)
 		}
 		changed := t.sh.Update(now, searching, st.Lonely)
@@ -260,6 +260,16 @@ func (t *presenceTopics) targets(a discovery.Announce) ([]*pubsub.Topic, uint8) 
 		topics = append(topics, top)
 	}
 	return topics, t.sh.Level()
+}
+
+// home returns the topic of our home shard below the root, if joined.
+func (t *presenceTopics) home() *pubsub.Topic {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.joined[t.sh.Home()]; st != nil && t.sh.Level() > 0 {
+		return st.topic
+	}
+	return nil
 }
 
 // where returns our home shard and how many shard topics are joined.
@@ -412,12 +422,7 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 	if need <= 0 {
 		return
 	}
-	found, err := rd.FindPeers(actx, ns, lpdisc.Limit(rendezvousCandidates))
-	if err != nil {
-		n.log.Debug("shard rendezvous lookup failed", "topic", ns, "err", err)
-		return
-	}
-	n.connectSome(actx, found, need)
+	n.findAndConnect(actx, rd, ns, need)
 }
 
 // meetSettle is how long meet lets the peers we are connected to tell us
