@@ -18,16 +18,36 @@
 // milliseconds, then 20 random bits. The rules (the Config fields named time
 // them):
 //
-//   - Pairing. A short while after the search starts, after the first peer
-//     appears, or after a claim fails, the node pairs: it orders the
-//     searching peers of its pool and itself by key (then peer id) and pairs
-//     neighbours, (0,1), (2,3), ... The lower of its pair claims the higher
-//     at once; the higher waits PairWait for that claim, then claims the
-//     partner itself. Peers that heard the same presences compute the same
-//     pairs, so under full contention (everyone pressing Start at once) a
-//     claim almost never meets a claiming or matched peer: about one claim
-//     per match. Keys in start order make a newcomer join the end of
-//     everyone's order, leaving the pairs already formed as they are.
+//   - Newcomers claim the waiting. A search that starts (or whose claim
+//     failed) while its pool holds candidates whose searches started in an
+//     earlier millisecond claims one of them at once, without the settling
+//     delay: those peers have paired already if they could, so they wait
+//     for a newcomer, and the newcomer heard their presence long ago while
+//     they have yet to hear the newcomer's. It claims the longest waiting,
+//     or the next: the two partners of a call that just ended search again
+//     in the same moment and may not pair with each other, so the offerer
+//     takes the first and the answerer the second (a first search draws its
+//     part from its key), and two waiting peers are both claimed at once.
+//     A search announces itself only when such a claim fails (or when there
+//     is nobody older to claim): most of these claims succeed, and a search
+//     matched before anyone heard of it needs no withdraw either, so
+//     presence carries about one message per search instead of two. After
+//     two refused claims (a matched peer's withdraw can take a second to
+//     cross a loaded network, and every newcomer meanwhile claims it) a
+//     search stops claiming waiting peers and waits to be claimed.
+//   - Pairing. Otherwise, a short while after the search starts, after the
+//     first peer appears, or after a claim fails, the node pairs: it orders
+//     the searching peers of its pool and itself by key (then peer id) and
+//     pairs neighbours, (0,1), (2,3), ... In a pair whose searches started
+//     in the same millisecond the lower claims the higher at once; the
+//     higher waits PairWait for that claim, then claims the partner itself.
+//     In a pair whose searches started apart, the later (higher) claims, as
+//     above, and the earlier waits PairWait for it. Peers that heard the
+//     same presences compute the same pairs, so under full contention
+//     (everyone pressing Start at once) a claim almost never meets a
+//     claiming or matched peer: about one claim per match. Keys in start
+//     order make a newcomer join the end of everyone's order, leaving the
+//     pairs already formed as they are.
 //   - Settling. The pairing runs a random delay in [ClaimJitter/2,
 //     ClaimJitter) after its trigger; each new peer in the meantime pushes it
 //     back by such a delay, up to 2·ClaimJitter, so that peers who started
@@ -46,7 +66,8 @@
 //     refused RefuseBusy: a user never meets one of their last
 //     Config.RecentPartners partners again. Two former partners who are
 //     neighbours in the order are orphans: the lower claims the odd one out
-//     if there is one; otherwise both wait PairWait for another orphan's
+//     if there is one (and it did not start later: then it claims us);
+//     otherwise both wait PairWait for another orphan's
 //     claim, then claim a candidate at random. Blocked peers (and peers that
 //     refused us as blocked) never enter the pool.
 //   - Interests. For InterestWait after its search starts, a node with

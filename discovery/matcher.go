@@ -76,6 +76,9 @@ type Matcher struct {
 	interests   []string
 	searchSince time.Time
 	key         uint64    // pairing key of the current search
+	second      bool      // claim the second-longest waiting peer (see claimWaiting)
+	announced   bool      // the current search has announced itself
+	waitClaims  int       // claims claimWaiting made in this search
 	nextAnn     time.Time // next periodic Announce (Searching, Claiming)
 	crossPeer   PeerID    // set after RefuseCrossing: its winning claim is on the way
 	crossUntil  time.Time
@@ -226,7 +229,7 @@ func (m *Matcher) onStart(e Start) {
 	m.interests = in
 	switch m.state {
 	case StateIdle:
-		m.startSearch()
+		m.startSearch(partAny)
 	case StateSearching, StateClaiming:
 		if changed {
 			m.announce(true)
@@ -242,11 +245,15 @@ func (m *Matcher) onStop() {
 	case StateClaiming:
 		m.abandon()
 		m.refuseWaiter(RefuseNotSearching)
-		m.announce(false)
+		if m.announced {
+			m.announce(false)
+		}
 		m.setState(StateIdle)
 	case StateMatched:
 		m.emit(EndCall{Peer: m.partner, ID: m.matchID, Reason: ReasonStop})
-		m.announce(false) // again, in case the withdraw sent at the match was lost
+		if m.announced {
+			m.announce(false) // again, in case the withdraw sent at the match was lost
+		}
 		m.leaveMatch(m.inCall, false)
 	}
 }
@@ -254,7 +261,7 @@ func (m *Matcher) onStop() {
 func (m *Matcher) onNext() {
 	switch m.state {
 	case StateIdle:
-		m.startSearch()
+		m.startSearch(partAny)
 	case StateMatched:
 		m.emit(EndCall{Peer: m.partner, ID: m.matchID, Reason: ReasonNext})
 		m.leaveMatch(true, true)
@@ -475,18 +482,37 @@ func (m *Matcher) setState(s State) {
 	m.emit(StateChanged{From: from, To: s})
 }
 
-func (m *Matcher) startSearch() {
+// part says which of two waiting peers a search claims (see claimWaiting).
+type part uint8
+
+const (
+	partAny    part = iota // either, drawn from the pairing key
+	partFirst              // the longest waiting
+	partSecond             // the next
+)
+
+// startSearch enters StateSearching; p picks which waiting peer we claim
+// (see claimWaiting). A search that claims a waiting peer at once
+// announces itself only if that claim fails: most such claims succeed, and
+// a peer matched before anyone heard of it needs no withdraw either.
+func (m *Matcher) startSearch(p part) {
 	m.setState(StateSearching)
 	m.searchSince = m.now
 	m.crossPeer = ""
 	m.decideAt, m.decideCap, m.passive, m.passiveUntil, m.odd = time.Time{}, time.Time{}, "", time.Time{}, false
 	m.key = pairingKey(m.now, m.rng)
-	m.announce(true)
+	m.second = p == partSecond || p == partAny && m.key&2 != 0
+	m.announced, m.waitClaims = false, 0
+	if !m.claimWaiting(m.inInterestWindow()) {
+		m.announce(true)
+	}
 }
 
 func (m *Matcher) enterMatch(peer PeerID, id MatchID, offerer bool) {
 	m.refuseWaiter(RefuseBusy)
-	m.announce(false)
+	if m.announced {
+		m.announce(false)
+	}
 	m.setState(StateMatched)
 	m.partner, m.matchID, m.offerer = peer, id, offerer
 	m.inCall = false
@@ -500,7 +526,13 @@ func (m *Matcher) leaveMatch(partnered, rematch bool) {
 		m.addRecent(m.partner)
 	}
 	if rematch {
-		m.startSearch()
+		// The partners of a call search again together: one claims the
+		// longest-waiting peer, the other the next (see claimWaiting).
+		part := partSecond
+		if m.offerer {
+			part = partFirst
+		}
+		m.startSearch(part)
 	} else {
 		m.setState(StateIdle)
 	}
@@ -555,7 +587,10 @@ func (m *Matcher) advance() {
 		m.emit(EndCall{Peer: m.partner, ID: m.matchID, Reason: ReasonSetupTimeout})
 		m.leaveMatch(false, true)
 	}
-	if (m.state == StateSearching || m.state == StateClaiming) && !now.Before(m.nextAnn) {
+	switch {
+	case m.state == StateSearching && (!m.announced || !now.Before(m.nextAnn)):
+		m.announce(true)
+	case m.state == StateClaiming && m.announced && !now.Before(m.nextAnn):
 		m.announce(true)
 	}
 	if m.state != StateSearching {
@@ -597,6 +632,9 @@ func (m *Matcher) advance() {
 		if !m.hasCandidate() {
 			return // lonely: a presence will bring us back
 		}
+		if m.claimWaiting(m.inInterestWindow()) {
+			return
+		}
 		m.decideAt = now.Add(m.settle())
 		m.decideCap = now.Add(2 * m.cfg.ClaimJitter)
 	}
@@ -624,7 +662,8 @@ func (m *Matcher) settle() time.Duration {
 //
 //   - if our partner is a candidate, the lower of the pair claims the higher
 //     at once, and the higher waits PairWait for that claim, then claims
-//     itself;
+//     itself; but if the higher started later (claimWaiting), the higher
+//     claims and the lower waits;
 //   - if we may not claim our partner (it is a recent partner: it cannot
 //     claim us either), we are orphans: the lower of us claims the odd one
 //     out of the order, if there is one and we may claim it; otherwise we
@@ -637,6 +676,9 @@ func (m *Matcher) settle() time.Duration {
 // a claiming or matched target.
 func (m *Matcher) decide() {
 	window := m.inInterestWindow()
+	if m.claimWaiting(window) {
+		return
+	}
 	var pred, succ, top *poolEntry
 	rank, n := 0, 0
 	for i := range m.pool.entries {
@@ -666,13 +708,13 @@ func (m *Matcher) decide() {
 	case partner == nil: // the odd one out
 		m.lonelyWait(window)
 	case !m.candidate(partner, window): // orphans
-		if odd := top; (n+1)%2 == 1 && lower && odd != partner && m.candidate(odd, window) {
+		if odd := top; (n+1)%2 == 1 && lower && odd != partner && m.candidate(odd, window) && !m.waitsFor(odd) {
 			m.sendClaim(odd.peer)
 			return
 		}
 		// Wait for a claim from another orphan; then claim one at random.
 		m.passive, m.passiveUntil = "", m.now.Add(m.cfg.PairWait)
-	case lower:
+	case lower && !m.waitsFor(partner):
 		m.sendClaim(partner.peer)
 	case m.cfg.PairWait <= 0:
 		m.sendClaim(partner.peer)
@@ -680,6 +722,64 @@ func (m *Matcher) decide() {
 		m.passive, m.passiveUntil = partner.peer, m.now.Add(m.cfg.PairWait)
 	}
 }
+
+// claimWaiting claims, at once, a candidate whose search started before
+// ours (in an earlier millisecond), if there is one, and if this search has
+// not had maxWaitClaims such claims refused: such a peer has paired already
+// if it could, so it waits for a newcomer. The order pairs it with the
+// newcomers after it, and the newcomer claims, not it: the newcomer heard
+// its presence long ago, while it has yet to hear the newcomer's. Two partners whose call just ended search again in the same
+// moment and may not pair with each other: the offerer claims the longest
+// waiting candidate, the answerer the next, so that two waiting peers (two
+// such partners before them) are both claimed at once. A first search draws
+// its part at random.
+func (m *Matcher) claimWaiting(window bool) bool {
+	if m.waitClaims >= maxWaitClaims {
+		return false
+	}
+	var first, next *poolEntry
+	for i := range m.pool.entries {
+		e := &m.pool.entries[i]
+		if !m.candidate(e, window) || !m.waitedFor(e) {
+			continue
+		}
+		switch {
+		case first == nil || pairLess(e.key, e.peer, first.key, first.peer):
+			first, next = e, first
+		case next == nil || pairLess(e.key, e.peer, next.key, next.peer):
+			next = e
+		}
+	}
+	if first == nil {
+		return false
+	}
+	if m.second && next != nil {
+		first = next
+	}
+	m.waitClaims++
+	m.sendClaim(first.peer)
+	return true
+}
+
+// maxWaitClaims bounds the claims claimWaiting makes in one search. Presence
+// that says a peer stopped searching (it was matched) can take a second or
+// more to cross a loaded network, and every search that starts meanwhile
+// would claim it: after two refusals a search waits to be claimed.
+const maxWaitClaims = 2
+
+// waitedFor reports whether e's search started before ours (by the start
+// times, in milliseconds, of the pairing keys).
+func (m *Matcher) waitedFor(e *poolEntry) bool {
+	return keyMillis(e.key) < keyMillis(m.key)
+}
+
+// waitsFor reports whether we are the one waiting for e: its search started
+// after ours, so it claims us (claimWaiting).
+func (m *Matcher) waitsFor(e *poolEntry) bool {
+	return keyMillis(m.key) < keyMillis(e.key)
+}
+
+func keyMillis(k uint64) uint64 { return k >> 20 }
 
 // lonelyWait: nobody to pair with until the pool (or the interest window)
 // changes.
@@ -746,7 +846,9 @@ func (m *Matcher) nextWake() time.Time {
 			at(end)
 		}
 	case StateClaiming:
-		at(m.nextAnn)
+		if m.announced {
+			at(m.nextAnn)
+		}
 		at(m.claimDeadline)
 	case StateMatched:
 		if !m.inCall {
@@ -832,6 +934,7 @@ func (m *Matcher) announce(searching bool) {
 	})
 	if searching {
 		m.nextAnn = m.now.Add(m.cfg.AnnounceInterval)
+		m.announced = true
 	}
 }
 

@@ -15,6 +15,7 @@ const (
 	pa PeerID = "peer-a"
 	pb PeerID = "peer-b"
 	pc PeerID = "peer-c"
+	pd PeerID = "peer-d"
 )
 
 // Inbound claims that are older (smaller) or younger (larger) than any claim
@@ -78,8 +79,13 @@ func (x *mt) seen(p PeerID, interests ...string) []Action {
 	return x.step(PresenceSeen{Peer: p, Expires: x.now.Add(5 * time.Second), Searching: true, Key: hiKey, Interests: interests})
 }
 
-// hiKey is above any key a matcher draws (bar a 2^-64 chance).
-const hiKey = 1<<64 - 1
+// hiKey is above any key a matcher draws for a search that starts at t0,
+// and started at the same moment (so the lower of the pair claims).
+var hiKey = uint64(t0.UnixMilli())<<20 | (1<<20 - 1)
+
+// loKey is below any key a matcher draws for a search that starts at t0,
+// and started at the same moment (so the higher of the pair waits).
+var loKey = uint64(t0.UnixMilli()) << 20
 
 func (x *mt) state() State { return x.m.Status().State }
 
@@ -169,10 +175,12 @@ func TestTransitions(t *testing.T) {
 		// Searching, empty pool.
 		{"searching presence claims", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: hiKey}),
 			func(x *mt) []Action { return []Action{SendClaim{To: pa, Claim: x.mine}} }, StateClaiming},
-		{"searching presence of a lower key waits", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: 0}), nil, StateSearching},
+		{"searching presence of a lower key waits", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: loKey}), nil, StateSearching},
+		{"searching presence of a long search claims", searching, ev(PresenceSeen{Peer: pa, Expires: t0.Add(time.Second), Searching: true, Key: 0}),
+			func(x *mt) []Action { return []Action{SendClaim{To: pa, Claim: x.mine}} }, StateClaiming},
 		{"searching presence pair wait ends", func(x *mt) {
 			x.step(Start{})
-			x.step(PresenceSeen{Peer: pa, Expires: t0.Add(time.Hour), Searching: true})
+			x.step(PresenceSeen{Peer: pa, Expires: t0.Add(time.Hour), Searching: true, Key: loKey})
 		},
 			func(x *mt) Event { x.now = x.now.Add(testConfig().PairWait); return Tick{} },
 			func(x *mt) []Action { return []Action{SendClaim{To: pa, Claim: x.mine}} }, StateClaiming},
@@ -776,5 +784,110 @@ func TestDeterministic(t *testing.T) {
 	}
 	if !slices.ContainsFunc(a, func(a Action) bool { _, ok := a.(SendClaim); return ok }) {
 		t.Fatal("no claims")
+	}
+}
+
+// msKey is a pairing key for a search that started d after (before, if
+// negative) the one whose key is k.
+func msKey(k uint64, d time.Duration) uint64 {
+	return uint64(int64(keyMillis(k))+d.Milliseconds())<<20 | 1
+}
+
+// waitingPool: pa and pb have searched for a while (pa longer); we are in a
+// call with pc, the offerer if offerer.
+func waitingPool(t *testing.T, offerer bool) *mt {
+	t.Helper()
+	x := newMT(t, testConfig())
+	x.step(Start{})
+	if offerer {
+		x.step(ReplyReceived{From: pc, Reply: Reply{ID: x.claimTo(pc), Verdict: Accept}})
+	} else {
+		x.step(ClaimReceived{From: pc, Claim: older})
+	}
+	x.step(CallStarted{ID: x.m.Status().MatchID})
+	if s := x.m.Status(); s.State != StateMatched || s.Offerer != offerer {
+		t.Fatalf("not in a call: %+v", s)
+	}
+	x.now = x.now.Add(3 * time.Second)
+	now := uint64(x.now.UnixMilli()) << 20
+	x.step(PresenceSeen{Peer: pa, Expires: x.now.Add(time.Hour), Searching: true, Key: now - 900<<20})
+	x.step(PresenceSeen{Peer: pb, Expires: x.now.Add(time.Hour), Searching: true, Key: now - 300<<20})
+	x.now = x.now.Add(10 * time.Millisecond)
+	return x
+}
+
+// claimTo makes the matcher (searching, with an empty pool) claim p, and
+// returns the claim's id.
+func (x *mt) claimTo(p PeerID) MatchID {
+	x.t.Helper()
+	x.seen(p)
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != p {
+		x.t.Fatalf("not claiming %s: %+v", p, s)
+	}
+	return x.mine.ID
+}
+
+// TestNewcomerClaimsWaiting: a search that starts while peers that searched
+// before it are still searching claims one in the same Step, without
+// announcing itself: the offerer of the call that just ended the longest
+// waiting, the answerer the next.
+func TestNewcomerClaimsWaiting(t *testing.T) {
+	for _, tt := range []struct {
+		offerer bool
+		want    PeerID
+	}{{true, pa}, {false, pb}} {
+		x := waitingPool(t, tt.offerer)
+		acts := x.step(Next{})
+		if s := x.m.Status(); s.State != StateClaiming || s.Partner != tt.want {
+			t.Fatalf("offerer %v: want a claim to %s at once: %+v", tt.offerer, tt.want, s)
+		}
+		for _, a := range acts {
+			if a, ok := a.(Announce); ok && a.Searching {
+				t.Fatalf("offerer %v: announced before its claim was answered: %v", tt.offerer, acts)
+			}
+		}
+		// Accepted: matched without a presence, so no withdraw either.
+		acts = x.step(ReplyReceived{From: tt.want, Reply: Reply{ID: x.mine.ID, Verdict: Accept}})
+		if x.state() != StateMatched || slices.ContainsFunc(acts, func(a Action) bool { _, ok := a.(Announce); return ok }) {
+			t.Fatalf("offerer %v: want a silent match: %v %+v", tt.offerer, acts, x.m.Status())
+		}
+	}
+}
+
+// TestNewcomerRefusedAnnounces: when its claim of a waiting peer is refused,
+// the search announces itself, tries the next waiting peer, and after
+// maxWaitClaims refusals stops claiming waiting peers.
+func TestNewcomerRefusedAnnounces(t *testing.T) {
+	x := waitingPool(t, true)
+	x.step(Next{})
+	acts := x.step(ReplyReceived{From: pa, Reply: Reply{ID: x.mine.ID, Verdict: RefuseBusy}})
+	if !slices.ContainsFunc(acts, func(a Action) bool { a2, ok := a.(Announce); return ok && a2.Searching }) {
+		t.Fatalf("no announcement after the refusal: %v", acts)
+	}
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pb {
+		t.Fatalf("want a claim to the next waiting peer: %+v", s)
+	}
+	x.step(ReplyReceived{From: pb, Reply: Reply{ID: x.mine.ID, Verdict: RefuseBusy}})
+	// A third peer that waited too: not claimed at once.
+	x.step(PresenceSeen{Peer: pd, Expires: x.now.Add(time.Hour), Searching: true, Key: msKey(x.m.key, -time.Second)})
+	if s := x.m.Status(); s.State != StateSearching {
+		t.Fatalf("claimed a waiting peer after %d refusals: %+v", maxWaitClaims, s)
+	}
+}
+
+// TestWaitingPeerWaitsForNewcomer: we searched first; a newcomer's presence
+// pairs it with us, and we wait PairWait for its claim instead of claiming
+// it, then claim it ourselves.
+func TestWaitingPeerWaitsForNewcomer(t *testing.T) {
+	x := newMT(t, testConfig())
+	x.step(Start{})
+	x.now = x.now.Add(500 * time.Millisecond)
+	x.step(PresenceSeen{Peer: pa, Expires: x.now.Add(time.Hour), Searching: true, Key: msKey(x.m.key, 500*time.Millisecond)})
+	if s := x.m.Status(); s.State != StateSearching || s.Lonely || !s.NextWake.Equal(x.now.Add(testConfig().PairWait)) {
+		t.Fatalf("want a PairWait for the newcomer's claim: %+v", s)
+	}
+	x.sleep(testConfig().PairWait)
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pa {
+		t.Fatalf("want a claim to the newcomer after PairWait: %+v", s)
 	}
 }

@@ -139,7 +139,7 @@ func (c Config) Validate() error {
 	if err := c.Matcher.Validate(); err != nil {
 		return fmt.Errorf("node: matcher: %w", err)
 	}
-	if err := c.shardConfig().Validate(); err != nil {
+	if err := c.ShardConfig().Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	if c.Mirror && (c.VideoFile != "" || c.AudioFile != "") {
@@ -277,9 +277,9 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// shardConfig is the sharder's configuration: the defaults for the matcher,
+// ShardConfig is the sharder's configuration: the defaults for the matcher,
 // with ShardTarget if set.
-func (c Config) shardConfig() discovery.ShardConfig {
+func (c Config) ShardConfig() discovery.ShardConfig {
 	sc := discovery.DefaultShardConfig(c.Matcher)
 	if c.ShardTarget != 0 {
 		sc.Target = c.ShardTarget

@@ -135,7 +135,7 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	if level < 0 && n.cfg.StartShardLevel > 0 {
 		level = n.cfg.StartShardLevel
 	}
-	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), n.cfg.shardConfig(), level, rand.New(rand.NewPCG(seed, seed>>1|1)))
+	sh, err := discovery.NewSharder(discovery.PeerID(n.h.ID()), n.cfg.ShardConfig(), level, rand.New(rand.NewPCG(seed, seed>>1|1)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("node: sharder: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"serendip/discovery"
 	"serendip/discovery/simnet"
+	"serendip/node"
 )
 
 // runSim runs a matching scenario in the deterministic simulator, for
@@ -42,6 +43,8 @@ func runSim(ctx context.Context, args []string) error {
 	jitter := fs.Duration("jitter", 0, "matcher ClaimJitter (default: 0.6 round trips of --latency)")
 	pairWait := fs.Duration("pair-wait", 0, "matcher PairWait (default: 3 round trips of --latency)")
 	jsonFile := fs.String("json", "", "also write the reports to this file as JSON")
+	lonelyWait := fs.Duration("lonely-wait", 0, "how long a search may stay lonely before it joins the parent shard too (default discovery.DefaultShardConfig)")
+	local := fs.Bool("local", false, "the matcher and shard settings of nodes on one machine (node.LocalConfig: the harness's), not the internet defaults")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,15 +63,22 @@ func runSim(ctx context.Context, args []string) error {
 	rtt := 2 * lat.Mean()
 	mc := discovery.DefaultConfig()
 	mc.ClaimJitter, mc.PairWait = rtt*6/10, 3*rtt
+	sc := discovery.DefaultShardConfig(mc)
+	if *local {
+		lc := node.LocalConfig()
+		mc, sc = lc.Matcher, lc.ShardConfig()
+	}
 	if *jitter > 0 {
 		mc.ClaimJitter = *jitter
 	}
 	if *pairWait > 0 {
 		mc.PairWait = *pairWait
 	}
-	sc := discovery.DefaultShardConfig(mc)
 	if *target > 0 {
 		sc.Target = *target
+	}
+	if *lonelyWait > 0 {
+		sc.LonelyWait = *lonelyWait
 	}
 	if *epoch > 0 {
 		sc.Epoch = *epoch
