@@ -103,7 +103,16 @@ func (p *inproc) startRelays(ctx context.Context, n int) error {
 }
 
 func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
-	h, err := newHost(p.bw)
+	// Every idle connection costs a node goroutines and keepalives, and
+	// claims dial peers all the time: trim to 16 past 32 (the mesh peers,
+	// tagged by GossipSub, stay). At 200 nodes over 120 s the libp2p
+	// default (160 past 192) let a node gather 40 to 66 peers and the
+	// machine's load rose from 74 % to 90 % of both cores.
+	cm, err := connmgr.NewConnManager(16, 32, connmgr.WithGracePeriod(10*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("%w: node connection manager: %w", ErrLaunch, err)
+	}
+	h, err := newHost(p.bw, libp2p.ConnectionManager(cm))
 	if err != nil {
 		return nil, fmt.Errorf("%w: node host: %w", ErrLaunch, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -21,7 +22,16 @@ import (
 // NAT: it reserves relay slots at once) or "public"; "auto" leaves it to
 // AutoNAT, which probes only public addresses.
 func nodeHostOptions(key crypto.PrivKey, listen []string, relays []peer.AddrInfo, reachability string) ([]libp2p.Option, error) {
+	// A node needs few connections at once (its shard's mesh, its relays,
+	// its partner) and claims dial the peers they need: trim to 32 past 64
+	// rather than libp2p's 160 past 192 (see harness: idle connections cost
+	// goroutines and keepalives).
+	cm, err := connmgr.NewConnManager(32, 64, connmgr.WithGracePeriod(20*time.Second))
+	if err != nil {
+		return nil, err
+	}
 	opts := []libp2p.Option{
+		libp2p.ConnectionManager(cm),
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(listen...),
 		libp2p.EnableRelay(),
