@@ -184,7 +184,10 @@ func (t *presenceTopics) follow() {
 		if deaf {
 			t.sh.Deaf(now)
 		}
-		changed := t.sh.Update(now, searching, st.Lonely)
+		// A node that cannot hear its shard yet is not lonely there: it
+		// would climb to every ancestor in turn and announce on each (at a
+		// thousand nodes starting at once, that drowned the machine).
+		changed := t.sh.Update(now, searching, st.Lonely && !deaf)
 		want := t.sh.Subscriptions(nil)
 		wake := t.sh.NextWake()
 		level := t.sh.Level()
