@@ -39,6 +39,10 @@ type State struct {
 	// left a moment ago).
 	Shard       string `json:"shard"`
 	ShardTopics int    `json:"shard_topics"`
+	// ShardPeers is how many of our peers joined our shard's topic (below
+	// the root; -1 at the root): 0 means the node cannot hear its shard
+	// yet.
+	ShardPeers int `json:"shard_peers"`
 	// Private: privacy mode (media through TURN relays only) for the next
 	// calls; PrivacyAvailable: it can be switched on (not on a loopback-only
 	// network).
@@ -64,6 +68,10 @@ type MediaState struct {
 func (n *Node) State() (State, error) {
 	var st State
 	err := n.query(func() { st = n.state() })
+	st.ShardPeers = -1
+	if home := n.topic.home(); home != nil {
+		st.ShardPeers = len(home.ListPeers()) // outside the loop: it waits for pubsub's
+	}
 	return st, err
 }
 

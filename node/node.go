@@ -186,8 +186,9 @@ type Node struct {
 	mdns   mdns.Service
 	engine *media.Engine
 	blocks *blocklist
-	bridge *media.Bridge // the page's media; nil with media files or Mirror
-	hub    *hub          // events for the page
+	bridge *media.Bridge   // the page's media; nil with media files or Mirror
+	hub    *hub            // events for the page
+	online <-chan struct{} // closed once a bootstrap peer answered (startNetwork)
 
 	signalLimit *limit.PerPeer
 	metrics     metrics
@@ -328,6 +329,8 @@ func (n *Node) startNetwork() error {
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
+	connected := make(chan struct{}) // closed once a bootstrap peer answers
+	n.online = connected
 	if n.topic, n.sub, err = n.joinPresence(); err != nil {
 		return err
 	}
@@ -335,7 +338,6 @@ func (n *Node) startNetwork() error {
 	n.claims = p2p.ServeClaims(n.h, n.handleClaim, n.replyFailed, hold, 10, n.log)
 	n.h.SetStreamHandler(SignalProtocol, n.handleSignalStream)
 
-	connected := make(chan struct{})
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()

@@ -406,26 +406,47 @@ func (t *presenceTopics) leave(st *shardTopic) {
 
 // meet finds and connects peers of a shard topic through the DHT, so that
 // GossipSub has a mesh for it: the rendezvous of the whole network only
-// suits networks small enough to live on the root. It connects only as many
-// as the topic lacks, once GossipSub has heard who of our peers joined it.
+// suits networks small enough to live on the root. It waits until a
+// bootstrap peer answers (the DHT knows nobody before), and connects only as
+// many as the topic lacks, once GossipSub has heard who of our peers joined
+// it. While the topic has no peer at all it advertises and looks again
+// (after 1 s, 2 s, ... then every RendezvousInterval): peers that join a
+// shard together find nobody at the first lookup, and a node that cannot
+// hear its shard cannot match. (It does not look again merely to have more
+// peers: at a thousand nodes, the relays' provider lookups cost too much.)
 func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic) {
 	n := t.n
-	rd := drouting.NewRoutingDiscovery(n.dht)
-	actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := rd.Advertise(actx, ns); err != nil {
-		n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
-	}
 	select {
-	case <-time.After(meetSettle):
-	case <-actx.Done():
+	case <-n.online:
+	case <-ctx.Done():
 		return
 	}
-	need := n.rendezvousPeers() - len(top.ListPeers())
-	if need <= 0 {
-		return
+	rd := drouting.NewRoutingDiscovery(n.dht)
+	advertised := false
+	delay := meetSettle
+	for first := true; ; first = false {
+		if !advertised {
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := rd.Advertise(actx, ns)
+			cancel()
+			if err != nil {
+				n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
+			}
+			advertised = err == nil
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		peers := len(top.ListPeers())
+		if need := n.rendezvousPeers() - peers; first && need > 0 || peers == 0 {
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			n.findAndConnect(fctx, rd, ns, max(need, 1))
+			cancel()
+		}
+		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
 	}
-	n.findAndConnect(actx, rd, ns, need)
 }
 
 // meetSettle is how long meet lets the peers we are connected to tell us

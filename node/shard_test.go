@@ -26,3 +26,42 @@ func TestDeafSearchStaysHome(t *testing.T) {
 		}
 	}
 }
+
+// TestShardMeet: nodes that start below the root find the others of their
+// shard through the DHT and hear them on the shard's topic. Ten nodes in
+// four shards, each connecting to only four others through the network's
+// rendezvous (GossipSub D = 2), so that the shard's own rendezvous is what
+// introduces most shard mates.
+func TestShardMeet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts and DHT; skipped in -short")
+	}
+	nw := newNetwork(t)
+	var nodes []*node.Node
+	for range 10 {
+		n, _ := nw.botWith(time.Second, func(c *node.Config) {
+			c.StartShardLevel = 2
+			c.MeshDegree = 2
+			c.Auto = false // idle: no presence, no claims, no climbing; only the meet connects them
+		})
+		nodes = append(nodes, n)
+	}
+	waitFor(t, 20*time.Second, "every node that shares its shard to hear it", func() bool {
+		shards := map[string]int{}
+		for _, n := range nodes {
+			shards[state(t, n).Shard]++
+		}
+		for _, n := range nodes {
+			st := state(t, n)
+			if shards[st.Shard] > 1 && st.ShardPeers == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range nodes {
+		if st := state(t, n); st.ShardPeers < 0 {
+			t.Fatalf("node at the root (%s); want level 2", st.Shard)
+		}
+	}
+}
