@@ -470,6 +470,7 @@ func (n *Node) apply(a discovery.Action) {
 			n.searchSince = time.Time{}
 		case a.From == discovery.StateIdle || a.From == discovery.StateMatched:
 			n.searchSince = time.Now()
+			n.topic.activate()
 		}
 	default:
 		n.log.Debug("unknown matcher action", "action", fmt.Sprintf("%T", a))

@@ -44,6 +44,10 @@ type presenceTopics struct {
 	ps   *pubsub.PubSub
 	msgs chan shardMsg // what the subscriptions read, for readPresence
 	kick chan struct{}
+	// searched is closed when the node first searches (activate): shard
+	// meets wait for it.
+	searched     chan struct{}
+	searchedOnce sync.Once
 
 	mu      sync.Mutex
 	sh      *discovery.Sharder
@@ -141,10 +145,11 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	}
 	t := &presenceTopics{
 		n: n, ps: n.ps, sh: sh, level: uint8(max(0, level)),
-		msgs:    make(chan shardMsg, 64),
-		kick:    make(chan struct{}, 1),
-		joined:  map[discovery.Shard]*shardTopic{},
-		pubOnly: map[discovery.Shard]*pubsub.Topic{},
+		msgs:     make(chan shardMsg, 64),
+		kick:     make(chan struct{}, 1),
+		searched: make(chan struct{}),
+		joined:   map[discovery.Shard]*shardTopic{},
+		pubOnly:  map[discovery.Shard]*pubsub.Topic{},
 	}
 	sh.Update(time.Now(), false, false)
 	if err := t.sync(sh.Subscriptions(nil)); err != nil {
@@ -404,10 +409,19 @@ func (t *presenceTopics) leave(st *shardTopic) {
 	}
 }
 
+// activate tells the shard meets that the node searches: a node that never
+// searched needs no shard mates (a thousand idle nodes, merging level by
+// level to the root, met five peers at every level and ran out of open
+// files). Loop only.
+func (t *presenceTopics) activate() {
+	t.searchedOnce.Do(func() { close(t.searched) })
+}
+
 // meet finds and connects peers of a shard topic through the DHT, so that
 // GossipSub has a mesh for it: the rendezvous of the whole network only
 // suits networks small enough to live on the root. It waits until a
-// bootstrap peer answers (the DHT knows nobody before), and connects only as
+// bootstrap peer answers (the DHT knows nobody before) and the node first
+// searches (activate), and connects only as
 // many as the topic lacks, once GossipSub has heard who of our peers joined
 // it. While the topic has no peer at all it advertises and looks again
 // (after 1 s, 2 s, ... then every RendezvousInterval): peers that join a
@@ -416,10 +430,12 @@ func (t *presenceTopics) leave(st *shardTopic) {
 // peers: at a thousand nodes, the relays' provider lookups cost too much.)
 func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic) {
 	n := t.n
-	select {
-	case <-n.online:
-	case <-ctx.Done():
-		return
+	for _, ready := range []<-chan struct{}{n.online, t.searched} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
 	}
 	rd := drouting.NewRoutingDiscovery(n.dht)
 	advertised := false

@@ -31,7 +31,8 @@ func TestDeafSearchStaysHome(t *testing.T) {
 // shard through the DHT and hear them on the shard's topic. Ten nodes in
 // four shards, each connecting to only four others through the network's
 // rendezvous (GossipSub D = 2), so that the shard's own rendezvous is what
-// introduces most shard mates.
+// introduces most shard mates (a node hears of others only on its shard's
+// topic, and does not climb while it hears nobody there).
 func TestShardMeet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("real libp2p hosts and DHT; skipped in -short")
@@ -42,7 +43,6 @@ func TestShardMeet(t *testing.T) {
 		n, _ := nw.botWith(time.Second, func(c *node.Config) {
 			c.StartShardLevel = 2
 			c.MeshDegree = 2
-			c.Auto = false // idle: no presence, no claims, no climbing; only the meet connects them
 		})
 		nodes = append(nodes, n)
 	}
