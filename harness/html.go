@@ -54,31 +54,23 @@ func (rep *Report) WriteHTML(w io.Writer, command string) error {
 
 func (rep *Report) plots() []template.HTML {
 	var out []template.HTML
-	cdfSeries := func(name, color string, v []float64) series {
+	// cdfChart plots the share of samples at or below x (log scale), if any.
+	cdfChart := func(title, xLabel, yLabel, name, color string, v []float64) {
+		if len(v) == 0 {
+			return
+		}
 		xs, ys := cdf(v)
-		return series{name: fmt.Sprintf("%s (n=%d)", name, len(v)), color: color, xs: xs, ys: ys, step: true}
-	}
-	if len(rep.matchMs) > 0 {
 		out = append(out, chart{
-			title: "Time to match: share of searches matched within x", xLabel: "search start to match (log scale)",
-			yLabel: "share of searches", logX: true, yMin0: true, yMax: 1, xFmt: msTick, yFmt: pctTick,
-			series: []series{cdfSeries("time to match", cBlue, rep.matchMs)},
+			title: title, xLabel: xLabel, yLabel: yLabel, logX: true, yMin0: true, yMax: 1, xFmt: msTick, yFmt: pctTick,
+			series: []series{{name: fmt.Sprintf("%s (n=%d)", name, len(v)), color: color, xs: xs, ys: ys, step: true}},
 		}.svg())
 	}
-	if len(rep.frameMs) > 0 {
-		out = append(out, chart{
-			title: "Time to first frame: share of calls showing the stranger within x", xLabel: "match to first video frame (log scale)",
-			yLabel: "share of calls", logX: true, yMin0: true, yMax: 1, xFmt: msTick, yFmt: pctTick,
-			series: []series{cdfSeries("first frame", cRed, rep.frameMs)},
-		}.svg())
-	}
-	if len(rep.firstCallMs) > 0 {
-		out = append(out, chart{
-			title: "Launch to first call: share of nodes in a call within x of starting", xLabel: "launch to first connected call (log scale)",
-			yLabel: "share of nodes", logX: true, yMin0: true, yMax: 1, xFmt: msTick, yFmt: pctTick,
-			series: []series{cdfSeries("first call", cGreen, rep.firstCallMs)},
-		}.svg())
-	}
+	cdfChart("Time to match: share of searches matched within x", "search start to match (log scale)",
+		"share of searches", "time to match", cBlue, rep.matchMs)
+	cdfChart("Time to first frame: share of calls showing the stranger within x", "match to first video frame (log scale)",
+		"share of calls", "first frame", cRed, rep.frameMs)
+	cdfChart("Launch to first call: share of nodes in a call within x of starting", "launch to first connected call (log scale)",
+		"share of nodes", "first call", cGreen, rep.firstCallMs)
 	if len(rep.Timeline) > 1 {
 		tl := downsample(rep.Timeline, 600)
 		line := func(name, color string, f func(Sample) int) series {

@@ -216,7 +216,9 @@ type LonelyResult struct {
 
 // IdleMemory is the memory of idle nodes.
 type IdleMemory struct {
-	Nodes             int     `json:"nodes"`
+	Nodes int `json:"nodes"`
+	// RSSBytesPerNode is -1 when the resident set could not be read (the
+	// process out of file descriptors, for one).
 	RSSBytesPerNode   int64   `json:"rss_bytes_per_node"`
 	HeapBytesPerNode  int64   `json:"heap_bytes_per_node,omitempty"`
 	GoroutinesPerNode float64 `json:"goroutines_per_node,omitempty"`
@@ -717,7 +719,11 @@ func (rep *Report) Table() string {
 		if im.HeapBytesPerNode > 0 {
 			extra = fmt.Sprintf(", heap %s, %.0f goroutines", bytesStr(float64(im.HeapBytesPerNode)), im.GoroutinesPerNode)
 		}
-		w("idle memory per node", "RSS %s%s", bytesStr(float64(im.RSSBytesPerNode)), extra)
+		rss := "unknown (could not be read)"
+		if im.RSSBytesPerNode >= 0 {
+			rss = bytesStr(float64(im.RSSBytesPerNode))
+		}
+		w("idle memory per node", "RSS %s%s", rss, extra)
 	}
 	if len(rep.Storms) > 0 {
 		var rec []float64

@@ -702,7 +702,7 @@ func (r *run) measureIdle(n int) {
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	im := &IdleMemory{Nodes: n}
+	im := &IdleMemory{Nodes: n, RSSBytesPerNode: -1}
 	if rss, ok := r.l.rss(); ok {
 		im.RSSBytesPerNode = (rss - r.baseRSS) / int64(max(n, 1))
 	}

@@ -39,9 +39,9 @@ type State struct {
 	// left a moment ago).
 	Shard       string `json:"shard"`
 	ShardTopics int    `json:"shard_topics"`
-	// ShardPeers is how many of our peers joined our shard's topic (below
-	// the root; -1 at the root): 0 means the node cannot hear its shard
-	// yet.
+	// ShardPeers is how many of our peers joined our shard's topic, as of
+	// the last second or so (below the root; -1 at the root): 0 means the
+	// node cannot hear its shard yet.
 	ShardPeers int `json:"shard_peers"`
 	// Private: privacy mode (media through TURN relays only) for the next
 	// calls; PrivacyAvailable: it can be switched on (not on a loopback-only
@@ -68,10 +68,6 @@ type MediaState struct {
 func (n *Node) State() (State, error) {
 	var st State
 	err := n.query(func() { st = n.state() })
-	st.ShardPeers = -1
-	if home := n.topic.home(); home != nil {
-		st.ShardPeers = len(home.ListPeers()) // outside the loop: it waits for pubsub's
-	}
 	return st, err
 }
 
@@ -89,7 +85,7 @@ func (n *Node) state() State {
 
 		PrivacyAvailable: n.engine.CanRelayOnly(),
 	}
-	st.Shard, st.ShardTopics = n.topic.where()
+	st.Shard, st.ShardTopics, st.ShardPeers = n.topic.where()
 	stats := n.last
 	switch ms.State {
 	case discovery.StateIdle:

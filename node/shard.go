@@ -58,6 +58,9 @@ type presenceTopics struct {
 	lastOK  bool
 	level   uint8 // as last saved
 	closed  bool
+	// homePeers: our peers on the home shard's topic when follow last
+	// looked (-1 at the root).
+	homePeers int
 }
 
 type shardTopic struct {
@@ -180,11 +183,13 @@ func (t *presenceTopics) follow() {
 		}
 		searching := st.State == discovery.StateSearching || st.State == discovery.StateClaiming
 		// Asked outside t.mu: ListPeers waits for pubsub's event loop.
-		deaf := false
+		peers := -1
 		if home := t.home(); home != nil {
-			deaf = len(home.ListPeers()) == 0
+			peers = len(home.ListPeers())
 		}
+		deaf := peers == 0
 		t.mu.Lock()
+		t.homePeers = peers
 		now := time.Now()
 		if deaf {
 			t.sh.Deaf(now)
@@ -281,10 +286,14 @@ func (t *presenceTopics) home() *pubsub.Topic {
 }
 
 // where returns our home shard and how many shard topics are joined.
-func (t *presenceTopics) where() (string, int) {
+func (t *presenceTopics) where() (shard string, topics, peers int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.sh.Home().String(), len(t.joined)
+	peers = t.homePeers
+	if t.sh.Level() == 0 {
+		peers = -1
+	}
+	return t.sh.Home().String(), len(t.joined), peers
 }
 
 // heard tells the sharder of a presence message received on shard on.
@@ -458,7 +467,7 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 		peers := len(top.ListPeers())
 		if need := n.rendezvousPeers() - peers; first && need > 0 || peers == 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			n.findAndConnect(fctx, rd, ns, max(need, 1))
+			n.findAndConnect(fctx, rd, ns, need)
 			cancel()
 		}
 		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
