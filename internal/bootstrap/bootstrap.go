@@ -14,6 +14,9 @@ import (
 // dialTimeout bounds one connection attempt.
 const dialTimeout = 10 * time.Second
 
+// protectTag marks the bootstrap peers in the connection manager.
+const protectTag = "serendip-bootstrap"
+
 // checkEvery is how often connected peers are checked once all answered
 // (a variable so tests can shorten it).
 var checkEvery = 30 * time.Second
@@ -22,7 +25,9 @@ var checkEvery = 30 * time.Second
 // not connected: failures are retried with a backoff from one second up to a
 // minute, and a peer that drops the connection later (a relay trimming its
 // connections, a restart) is dialled again within checkEvery. It returns when
-// ctx ends. connected is closed after the first success (or at once when
+// ctx ends. The bootstrap peers are protected from the host's connection
+// manager: a node that trims its connections keeps its relays (its DHT
+// servers). connected is closed after the first success (or at once when
 // peers is empty), so callers can wait for the network.
 func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, log *slog.Logger, connected chan<- struct{}) {
 	signalled := false
@@ -35,6 +40,9 @@ func Connect(ctx context.Context, h host.Host, peers []peer.AddrInfo, log *slog.
 	if len(peers) == 0 {
 		signal()
 		return
+	}
+	for _, ai := range peers {
+		h.ConnManager().Protect(ai.ID, protectTag)
 	}
 	backoff := time.Second
 	for {

@@ -21,8 +21,9 @@ func newHost(t *testing.T) host.Host {
 	return h
 }
 
-// TestConnectRedials: the first success is signalled, and a bootstrap peer
-// that drops the connection is dialled again.
+// TestConnectRedials: the first success is signalled, the bootstrap peer is
+// protected from trimming, and one that drops the connection is dialled
+// again.
 func TestConnectRedials(t *testing.T) {
 	old := checkEvery
 	checkEvery = 200 * time.Millisecond
@@ -40,6 +41,9 @@ func TestConnectRedials(t *testing.T) {
 	case <-connected:
 	case <-time.After(10 * time.Second):
 		t.Fatal("never connected")
+	}
+	if !a.ConnManager().IsProtected(b.ID(), protectTag) {
+		t.Error("bootstrap peer not protected from the connection manager")
 	}
 	if err := b.Network().ClosePeer(a.ID()); err != nil {
 		t.Fatal(err)
