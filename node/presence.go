@@ -216,7 +216,7 @@ collect:
 	}
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	for _, ai := range fresh {
-		if need <= 0 {
+		if need <= 0 || ctx.Err() != nil {
 			return
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
