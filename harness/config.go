@@ -67,6 +67,10 @@ type Config struct {
 	// CallTime is how long a bot stays in a call (steady, cold-start,
 	// churn, lonely).
 	CallTime time.Duration
+	// Ramp spreads the launch of the nodes evenly over this long (every
+	// scenario but cold-start and lonely), as people arrive over time;
+	// zero launches them as fast as they start, a few at a time.
+	Ramp time.Duration
 	// ChurnRate is how many nodes churn kills (and replaces) per second;
 	// zero means Nodes/20 per second.
 	ChurnRate float64
@@ -124,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: duration must be positive, got %v", ErrConfig, c.Duration)
 	case c.CallTime <= 0:
 		return fmt.Errorf("%w: call time must be positive, got %v", ErrConfig, c.CallTime)
+	case c.Ramp < 0:
+		return fmt.Errorf("%w: ramp must not be negative, got %v", ErrConfig, c.Ramp)
 	case c.ChurnRate < 0:
 		return fmt.Errorf("%w: churn rate must not be negative, got %v", ErrConfig, c.ChurnRate)
 	case c.SampleInterval <= 0:

@@ -20,9 +20,22 @@
 // the root. Child processes run the node and relay commands exactly as a
 // person would (they probe).
 //
+// In process, the nodes share their Ed25519 signature checks (sigcache.go):
+// a valid (key, data, signature) checked by one node is not checked again
+// by the next. On the internet every node checks every presence message on
+// its own CPU; here a thousand nodes would check each one on the same two
+// cores (a fifth of a 1,000-node run's CPU). What every node decides is
+// unchanged; the CPU figures of an in-process run leave those checks out,
+// and the report says how many there were. The node hosts' connection
+// managers keep fewer peers when this process may not open enough files
+// for the default (nodeConnLimits; at 1,000 nodes and the 20,000 files of
+// this machine, 4 past 9).
+//
 // # Scenarios
 //
 // See Scenario: steady, cold-start, next-storm, churn, lonely and idle.
+// Config.Ramp spreads the launch over a while, as people arrive (cold
+// start always launches everyone at once).
 //
 // # What is measured
 //
@@ -49,8 +62,9 @@
 //   - Fairness: see Fairness.
 //   - Traffic: message counts from node.Metrics, bytes by protocol from a
 //     libp2p bandwidth reporter shared by the node hosts (in process only),
-//     media as RTP payload bytes received; all per node per second of node
-//     lifetime.
+//     media as RTP payload bytes received, connections the node hosts
+//     dialled and accepted (in process only); all per node per second of
+//     node lifetime.
 //   - CPU and memory: in process, getrusage and /proc of this process (the
 //     relays and the harness included) divided by the number of nodes;
 //     with processes, each node process's rusage. The idle scenario

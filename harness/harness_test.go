@@ -253,6 +253,8 @@ func (f *fakeLauncher) launch(_ context.Context, spec nodeSpec) (member, error) 
 }
 func (f *fakeLauncher) traffic() (classBytes, bool)          { return nil, false }
 func (f *fakeLauncher) relayTraffic() (uint64, uint64, bool) { return 0, 0, false }
+func (f *fakeLauncher) connections() (uint64, uint64, bool)  { return 0, 0, false }
+func (f *fakeLauncher) sharedSignatureChecks() uint64        { return 0 }
 func (f *fakeLauncher) rss() (int64, bool)                   { return 0, false }
 func (f *fakeLauncher) close() error                         { return nil }
 func (f *fakeLauncher) mode() string                         { return "fake" }
@@ -325,6 +327,25 @@ func TestStartShardLevel(t *testing.T) {
 	} {
 		if got := startShardLevel(tt.n, tt.target); got != tt.want {
 			t.Errorf("startShardLevel(%d, %d) = %d, want %d", tt.n, tt.target, got, tt.want)
+		}
+	}
+}
+
+// The node hosts' connection managers keep within the open file limit.
+func TestNodeConnLimits(t *testing.T) {
+	for _, c := range []struct {
+		nodes     int
+		limit     uint64
+		low, high int
+	}{
+		{200, 20000, 16, 32},
+		{1000, 20000, 4, 9},
+		{1000, 0, 16, 32},
+		{5000, 20000, 3, 6},
+	} {
+		low, high := nodeConnLimits(c.nodes, c.limit)
+		if low != c.low || high != c.high {
+			t.Errorf("%d nodes, %d files: %d past %d; want %d past %d", c.nodes, c.limit, low, high, c.low, c.high)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -39,6 +40,13 @@ type inproc struct {
 	boot   []peer.AddrInfo
 	// closing counts killed nodes still closing.
 	closing sync.WaitGroup
+	// connsIn and connsOut count the connections the node hosts accepted
+	// and dialled.
+	connsIn, connsOut atomic.Uint64
+	// sigBase is sharedSignatureChecks when the run started.
+	sigBase uint64
+	// connLow and connHigh are the node hosts' connection manager marks.
+	connLow, connHigh int
 }
 
 type inprocRelay struct {
@@ -46,11 +54,19 @@ type inprocRelay struct {
 	r *relay.Relay
 }
 
-func newInproc(cfg Config) *inproc {
+func newInproc(cfg Config, fdLimit uint64) *inproc {
+	shareSignatureChecks()
+	low, high := nodeConnLimits(cfg.Nodes, fdLimit)
+	if _, most := nodeConnLimits(cfg.Nodes, 0); high < most && cfg.Logger != nil {
+		cfg.Logger.Info("node connection managers keep fewer peers for the open file limit",
+			"low", low, "high", high, "file_limit", fdLimit)
+	}
 	return &inproc{
 		cfg: cfg, log: cfg.Logger,
+		connLow: low, connHigh: high,
 		bw:      metrics.NewBandwidthCounter(),
 		relayBW: metrics.NewBandwidthCounter(),
+		sigBase: sharedSignatureChecks(),
 	}
 }
 
@@ -103,12 +119,7 @@ func (p *inproc) startRelays(ctx context.Context, n int) error {
 }
 
 func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
-	// Every idle connection costs a node goroutines and keepalives, and
-	// claims dial peers all the time: trim to 16 past 32 (the mesh peers,
-	// tagged by GossipSub, stay). At 200 nodes over 120 s the libp2p
-	// default (160 past 192) let a node gather 40 to 66 peers and the
-	// machine's load rose from 74 % to 90 % of both cores.
-	cm, err := connmgr.NewConnManager(16, 32, connmgr.WithGracePeriod(10*time.Second))
+	cm, err := connmgr.NewConnManager(p.connLow, p.connHigh, connmgr.WithGracePeriod(10*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("%w: node connection manager: %w", ErrLaunch, err)
 	}
@@ -116,6 +127,13 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: node host: %w", ErrLaunch, err)
 	}
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if c.Stat().Direction == network.DirOutbound {
+			p.connsOut.Add(1)
+		} else {
+			p.connsIn.Add(1)
+		}
+	}})
 	nc := node.LocalConfig()
 	nc.Network = p.cfg.Network
 	p.mu.Lock()
@@ -142,6 +160,26 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 		return nil, fmt.Errorf("%w: node %d: %w", ErrLaunch, spec.index, err)
 	}
 	return &inprocNode{n: n, h: h, id: h.ID().String(), closing: &p.closing}, nil
+}
+
+// nodeConnLimits are the node hosts' connection manager marks: trim to low
+// connections once past high. Every idle connection costs a node
+// goroutines and keepalives, and claims dial peers all the time: 16 past 32
+// (the mesh peers, tagged by GossipSub, and the relays, protected, stay).
+// At 200 nodes over 120 s the libp2p default (160 past 192) let a node
+// gather 40 to 66 peers and the machine's load rose from 74 % to 90 % of
+// both cores. Where this process may open too few files for that (a
+// connection between two nodes holds a descriptor at each end; a node
+// also holds its listener, its relay connection, the relay's end of it and
+// its calls' UDP sockets), high is what three quarters of the limit
+// allows, and low half of it: at 1,000 nodes and 20,000 files, 9 and 4.
+func nodeConnLimits(nodes int, fdLimit uint64) (low, high int) {
+	high = 32
+	if fdLimit > 0 && nodes > 0 {
+		const perNodeOther = 6
+		high = min(high, max(int(fdLimit*3/4)/nodes-perNodeOther, 6))
+	}
+	return max(high/2, 3), high
 }
 
 // startShardLevel is the presence shard level a node of a network of n
@@ -180,6 +218,12 @@ func (p *inproc) relayTraffic() (uint64, uint64, bool) {
 	t := p.relayBW.GetBandwidthTotals()
 	return uint64(t.TotalIn), uint64(t.TotalOut), true
 }
+
+func (p *inproc) connections() (uint64, uint64, bool) {
+	return p.connsIn.Load(), p.connsOut.Load(), true
+}
+
+func (p *inproc) sharedSignatureChecks() uint64 { return sharedSignatureChecks() - p.sigBase }
 
 func (p *inproc) rss() (int64, bool) {
 	m, err := readProcStatus("self")

@@ -47,6 +47,11 @@ type launcher interface {
 	traffic() (classBytes, bool)
 	// relayTraffic returns the bytes the relays sent and received.
 	relayTraffic() (in, out uint64, ok bool)
+	// connections returns how many connections the nodes accepted and
+	// dialled, if known.
+	connections() (in, out uint64, ok bool)
+	// sharedSignatureChecks is how many signature checks the nodes shared.
+	sharedSignatureChecks() uint64
 	// rss returns the resident memory of everything launched so far.
 	rss() (int64, bool)
 	close() error

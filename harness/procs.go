@@ -196,6 +196,8 @@ func (p *procs) launch(ctx context.Context, spec nodeSpec) (member, error) {
 
 func (p *procs) traffic() (classBytes, bool)          { return nil, false }
 func (p *procs) relayTraffic() (uint64, uint64, bool) { return 0, 0, false }
+func (p *procs) connections() (uint64, uint64, bool)  { return 0, 0, false }
+func (p *procs) sharedSignatureChecks() uint64        { return 0 }
 func (p *procs) childrenSnapshot() []*child {
 	p.mu.Lock()
 	defer p.mu.Unlock()

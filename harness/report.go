@@ -175,6 +175,14 @@ type Traffic struct {
 	Bytes map[string]InOut `json:"bytes"`
 	// RelayBytes is each relay's traffic per second.
 	RelayBytes *InOut `json:"relay_bytes,omitempty"`
+	// Connections is how many libp2p connections the nodes opened
+	// (dialled: out) and accepted (in), per node per second (in process
+	// only); each costs a Noise handshake and an identify exchange.
+	Connections *InOut `json:"connections,omitempty"`
+	// SharedSignatureChecks is how many signature checks the in-process
+	// nodes took from each other instead of computing (see the package
+	// doc); a real node computes every one.
+	SharedSignatureChecks uint64 `json:"shared_signature_checks,omitempty"`
 	// NodeSeconds is the sum of the nodes' lifetimes the rates divide by.
 	NodeSeconds float64 `json:"node_seconds"`
 }
@@ -553,6 +561,10 @@ func (r *run) traffic2(rep *Report) {
 		sec := r.end.Sub(r.start).Seconds() * float64(r.cfg.Relays)
 		tr.RelayBytes = &InOut{In: math.Round(float64(in) / sec), Out: math.Round(float64(out) / sec)}
 	}
+	if in, out, ok := r.l.connections(); ok {
+		tr.Connections = &InOut{In: rate(in), Out: rate(out)}
+	}
+	tr.SharedSignatureChecks = r.l.sharedSignatureChecks()
 	rep.Traffic = tr
 
 	// Rates over time, per node alive.
@@ -688,6 +700,12 @@ func (rep *Report) Table() string {
 	}
 	if tr.RelayBytes != nil {
 		w("bytes/relay/s (in / out)", "%s / %s", bytesStr(tr.RelayBytes.In), bytesStr(tr.RelayBytes.Out))
+	}
+	if c := tr.Connections; c != nil {
+		w("connections/node/s (in / out)", "%.2f / %.2f", c.In, c.Out)
+	}
+	if n := tr.SharedSignatureChecks; n > 0 {
+		w("signature checks shared", "%d (computed once for all nodes; see the harness doc)", n)
 	}
 	if p := rep.PeersPerNode; p.Count > 0 {
 		extra := ""

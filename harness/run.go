@@ -128,15 +128,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Network == "" {
 		cfg.Network = fmt.Sprintf("harness-%d-%d", cfg.Seed, time.Now().UnixNano())
 	}
+	var fdLimit uint64 // 0: unknown
 	if !cfg.Procs {
 		// Every connection between two nodes here holds a descriptor at
 		// each end: allow about fdsPerNode per node.
 		want := uint64(cfg.Nodes+cfg.Relays)*fdsPerNode + 1024
-		if got, err := raiseFileLimit(want); got < want {
-			cfg.Logger.Warn("open file limit below what the run may need", "limit", got, "want", want, "err", err)
+		got, err := raiseFileLimit(want)
+		if got < want {
+			cfg.Logger.Warn("open file limit below what the run may need; node connection managers keep fewer peers",
+				"limit", got, "want", want, "err", err)
 		}
+		fdLimit = got
 	}
-	var l launcher = newInproc(cfg)
+	var l launcher = newInproc(cfg, fdLimit)
 	if cfg.Procs {
 		p, err := newProcs(cfg)
 		if err != nil {
@@ -246,8 +250,8 @@ func (r *run) launch(ctx context.Context, bot bool, callTime time.Duration, seed
 	return t, nil
 }
 
-// launchMany starts n nodes, at most par at a time; par <= 0 starts them
-// all at the same moment.
+// launchMany starts n nodes, at most par at a time, spread evenly over
+// Config.Ramp if set; par <= 0 starts them all at the same moment.
 func (r *run) launchMany(ctx context.Context, n, par int, bot bool, callTime time.Duration) error {
 	seeds := make([]uint64, n)
 	for i := range seeds {
@@ -262,11 +266,22 @@ func (r *run) launchMany(ctx context.Context, n, par int, bot bool, callTime tim
 	var mu sync.Mutex
 	var errs []error
 	at := time.Now()
+	ramp := r.cfg.Ramp
+	if par >= n {
+		ramp = 0
+	}
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-gate
+			if ramp > 0 {
+				select {
+				case <-time.After(time.Until(at.Add(ramp * time.Duration(i) / time.Duration(n)))):
+				case <-ctx.Done():
+					return
+				}
+			}
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if ctx.Err() != nil {
