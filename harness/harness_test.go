@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -346,6 +349,54 @@ func TestNodeConnLimits(t *testing.T) {
 		low, high := nodeConnLimits(c.nodes, c.limit)
 		if low != c.low || high != c.high {
 			t.Errorf("%d nodes, %d files: %d past %d; want %d past %d", c.nodes, c.limit, low, high, c.low, c.high)
+		}
+	}
+}
+
+// rampLauncher is a fakeLauncher that notes when each node was launched.
+type rampLauncher struct {
+	fakeLauncher
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (f *rampLauncher) launch(ctx context.Context, spec nodeSpec) (member, error) {
+	f.mu.Lock()
+	f.at = append(f.at, time.Now())
+	f.mu.Unlock()
+	return f.fakeLauncher.launch(ctx, spec)
+}
+
+// TestRamp: Config.Ramp spreads a steady launch, not a cold start.
+func TestRamp(t *testing.T) {
+	for _, c := range []struct {
+		sc          Scenario
+		least, most time.Duration
+	}{
+		{Steady, 400 * time.Millisecond, 900 * time.Millisecond},
+		{ColdStart, 0, 100 * time.Millisecond},
+	} {
+		f := &rampLauncher{fakeLauncher: fakeLauncher{
+			states: make([]node.State, 4), hist: make([][]node.CallRecord, 4),
+		}}
+		for i := range f.states {
+			f.states[i] = node.State{PeerID: fmt.Sprint("P", i), State: "searching"}
+		}
+		cfg := DefaultConfig()
+		cfg.Scenario, cfg.Nodes, cfg.Ramp = c.sc, 4, 600*time.Millisecond
+		cfg.Duration, cfg.SampleInterval = time.Second, 50*time.Millisecond
+		cfg.Logger, cfg.Network = slog.New(slog.DiscardHandler), "fake"
+		if _, err := runWith(context.Background(), cfg, f); err != nil && !errors.Is(err, ErrInvariant) {
+			t.Fatalf("%s: %v", c.sc, err)
+		}
+		f.mu.Lock()
+		if len(f.at) != 4 {
+			t.Fatalf("%s: %d launches; want 4", c.sc, len(f.at))
+		}
+		spread := slices.MaxFunc(f.at, time.Time.Compare).Sub(slices.MinFunc(f.at, time.Time.Compare))
+		f.mu.Unlock()
+		if spread < c.least || spread > c.most {
+			t.Errorf("%s with a 600 ms ramp: launches spread over %v; want %v to %v", c.sc, spread, c.least, c.most)
 		}
 	}
 }

@@ -140,15 +140,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		fdLimit = got
 	}
-	var l launcher = newInproc(cfg, fdLimit)
 	if cfg.Procs {
 		p, err := newProcs(cfg)
 		if err != nil {
 			return nil, err
 		}
-		l = p
+		return runWith(ctx, cfg, p)
 	}
-	return runWith(ctx, cfg, l)
+	return runWith(ctx, cfg, newInproc(cfg, fdLimit))
 }
 
 // fdsPerNode is how many descriptors an in-process node may need: one per
@@ -257,8 +256,9 @@ func (r *run) launchMany(ctx context.Context, n, par int, bot bool, callTime tim
 	for i := range seeds {
 		seeds[i] = r.rng.Uint64()
 	}
+	ramp := r.cfg.Ramp
 	if par <= 0 {
-		par = n
+		par, ramp = n, 0 // everyone at the same moment (cold start)
 	}
 	sem := make(chan struct{}, par)
 	gate := make(chan struct{})
@@ -266,10 +266,6 @@ func (r *run) launchMany(ctx context.Context, n, par int, bot bool, callTime tim
 	var mu sync.Mutex
 	var errs []error
 	at := time.Now()
-	ramp := r.cfg.Ramp
-	if par >= n {
-		ramp = 0
-	}
 	for i := range n {
 		wg.Add(1)
 		go func() {
