@@ -728,11 +728,12 @@ func (m *Matcher) decide() {
 // not had maxWaitClaims such claims refused: such a peer has paired already
 // if it could, so it waits for a newcomer. The order pairs it with the
 // newcomers after it, and the newcomer claims, not it: the newcomer heard
-// its presence long ago, while it has yet to hear the newcomer's. Two partners whose call just ended search again in the same
-// moment and may not pair with each other: the offerer claims the longest
-// waiting candidate, the answerer the next, so that two waiting peers (two
-// such partners before them) are both claimed at once. A first search draws
-// its part at random.
+// its presence long ago, while it has yet to hear the newcomer's. Two
+// partners whose call just ended search again in the same moment and may
+// not pair with each other: the offerer claims the longest waiting
+// candidate, the answerer the next, so that two waiting peers (two such
+// partners before them) are both claimed at once. A first search draws its
+// part at random.
 func (m *Matcher) claimWaiting(window bool) bool {
 	if m.waitClaims >= maxWaitClaims {
 		return false

@@ -57,7 +57,7 @@ type inprocRelay struct {
 func newInproc(cfg Config, fdLimit uint64) *inproc {
 	shareSignatureChecks()
 	low, high := nodeConnLimits(cfg.Nodes, fdLimit)
-	if _, most := nodeConnLimits(cfg.Nodes, 0); high < most && cfg.Logger != nil {
+	if high < nodeConnHigh && cfg.Logger != nil {
 		cfg.Logger.Info("node connection managers keep fewer peers for the open file limit",
 			"low", low, "high", high, "file_limit", fdLimit)
 	}
@@ -174,13 +174,16 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 // its calls' UDP sockets), high is what three quarters of the limit
 // allows, and low half of it: at 1,000 nodes and 20,000 files, 9 and 4.
 func nodeConnLimits(nodes int, fdLimit uint64) (low, high int) {
-	high = 32
+	high = nodeConnHigh
 	if fdLimit > 0 && nodes > 0 {
 		const perNodeOther = 6
 		high = min(high, max(int(fdLimit*3/4)/nodes-perNodeOther, 6))
 	}
 	return max(high/2, 3), high
 }
+
+// nodeConnHigh is the node hosts' high mark where files are plenty.
+const nodeConnHigh = 32
 
 // startShardLevel is the presence shard level a node of a network of n
 // nodes would have saved from an earlier run: in the harness's scenarios a

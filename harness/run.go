@@ -128,24 +128,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Network == "" {
 		cfg.Network = fmt.Sprintf("harness-%d-%d", cfg.Seed, time.Now().UnixNano())
 	}
-	var fdLimit uint64 // 0: unknown
-	if !cfg.Procs {
-		// Every connection between two nodes here holds a descriptor at
-		// each end: allow about fdsPerNode per node.
-		want := uint64(cfg.Nodes+cfg.Relays)*fdsPerNode + 1024
-		got, err := raiseFileLimit(want)
-		if got < want {
-			cfg.Logger.Warn("open file limit below what the run may need; node connection managers keep fewer peers",
-				"limit", got, "want", want, "err", err)
-		}
-		fdLimit = got
-	}
 	if cfg.Procs {
 		p, err := newProcs(cfg)
 		if err != nil {
 			return nil, err
 		}
 		return runWith(ctx, cfg, p)
+	}
+	// Every connection between two nodes here holds a descriptor at each
+	// end: allow about fdsPerNode per node.
+	want := uint64(cfg.Nodes+cfg.Relays)*fdsPerNode + 1024
+	fdLimit, err := raiseFileLimit(want)
+	if fdLimit < want {
+		cfg.Logger.Warn("open file limit below what the run may want", "limit", fdLimit, "want", want, "err", err)
 	}
 	return runWith(ctx, cfg, newInproc(cfg, fdLimit))
 }
