@@ -70,7 +70,7 @@ func TestDemo(t *testing.T) {
 		chromedp.Flag("disable-sync", true), chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true), chromedp.Flag("allow-loopback-in-peer-connection", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"), chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800))
+		chromedp.WindowSize(1280, 800)) // chromedp makes and removes the profile directory once Chromium exits
 	defer cancelAlloc()
 	bctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
 	defer cancel()
