@@ -12,6 +12,12 @@ import (
 // maxHistory bounds the call records a node keeps.
 const maxHistory = 100
 
+// callTag protects the connection to the partner of a match in the
+// connection manager until the call ends: the signalling stream lives on
+// it, and a trim would end the call (a node in a crowded shard, or with the
+// harness's small connection limits, trims often).
+const callTag = "serendip-call"
+
 // byeGrace is how long a call whose media failed waits for the partner's bye
 // before it ends as "media failed".
 const byeGrace = 300 * time.Millisecond
@@ -115,6 +121,7 @@ func (n *Node) startCall(p peer.ID, id discovery.MatchID, offerer bool) {
 	ready(sess)
 	c.sess = sess
 	n.call = c
+	n.h.ConnManager().Protect(p, callTag)
 	n.log.Info("matched", "peer", p, "match", id.String(), "offerer", offerer)
 	n.hub.publish("matched", matchedEvent{Partner: p.String(), MatchID: id.String()})
 	if !offerer {
@@ -199,6 +206,7 @@ func (n *Node) endCall(c *call, reason string, bye, tellMatcher bool) {
 	}
 	c.ended = true
 	n.call = nil
+	n.h.ConnManager().Unprotect(c.peer, callTag)
 	if c.hangup != nil {
 		c.hangup.Stop()
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 
 	"serendip/node"
 	"serendip/relay"
@@ -61,8 +62,19 @@ func (nw *testNet) bot(callTime time.Duration) (*node.Node, host.Host) {
 
 // botWith is bot with a change to its configuration (mod may be nil).
 func (nw *testNet) botWith(callTime time.Duration, mod func(*node.Config)) (*node.Node, host.Host) {
+	h := newHost(nw.t)
+	return nw.node(h, func(c *node.Config) {
+		c.CallTime = callTime
+		if mod != nil {
+			mod(c)
+		}
+	}), h
+}
+
+// node starts a bot on h: it loops the test clips, records what it receives
+// and searches again after every call (mod may change that).
+func (nw *testNet) node(h host.Host, mod func(*node.Config)) *node.Node {
 	t := nw.t
-	h := newHost(t)
 	cfg := node.LocalConfig()
 	cfg.Network = nw.name
 	cfg.Bootstrap = []peer.AddrInfo{nw.relay}
@@ -71,7 +83,6 @@ func (nw *testNet) botWith(callTime time.Duration, mod func(*node.Config)) (*nod
 	cfg.RecordDir = t.TempDir()
 	cfg.DataDir = t.TempDir()
 	cfg.Auto = true
-	cfg.CallTime = callTime
 	cfg.Logger = testLogger(t)
 	if mod != nil {
 		mod(&cfg)
@@ -81,7 +92,7 @@ func (nw *testNet) botWith(callTime time.Duration, mod func(*node.Config)) (*nod
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	return n, h
+	return n
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -227,5 +238,56 @@ func TestThreeBots(t *testing.T) {
 	}
 	if st := state(t, nodes[survivor]); st.State == "idle" {
 		t.Errorf("survivor is idle after its partner vanished; want searching or a new call")
+	}
+}
+
+// TestCallConnectionProtected: while two nodes are matched, the connection
+// between them (their signalling stream's) is protected from the
+// connection manager; once the call is over it is not.
+func TestCallConnectionProtected(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real libp2p and Pion; skipped in -short")
+	}
+	nw := newNetwork(t)
+	var nodes []*node.Node
+	var hosts []host.Host
+	for range 2 {
+		cm, err := connmgr.NewConnManager(1, 2, connmgr.WithGracePeriod(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.ConnectionManager(cm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		n := nw.node(h, func(c *node.Config) { c.Auto = false })
+		nodes, hosts = append(nodes, n), append(hosts, h)
+	}
+	const tag = "serendip-call"
+	for _, n := range nodes {
+		if err := n.Start(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "a call", func() bool {
+		return state(t, nodes[0]).State == "in_call" && state(t, nodes[1]).State == "in_call"
+	})
+	for i, h := range hosts {
+		other := hosts[1-i].ID()
+		if !h.ConnManager().IsProtected(other, tag) {
+			t.Errorf("node %d in a call: connection to its partner not protected", i)
+		}
+	}
+	if err := nodes[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the call to end on both sides", func() bool {
+		return state(t, nodes[0]).State == "idle" && state(t, nodes[1]).State != "in_call"
+	})
+	for i, h := range hosts {
+		if h.ConnManager().IsProtected(hosts[1-i].ID(), tag) {
+			t.Errorf("node %d: connection to its former partner still protected", i)
+		}
 	}
 }
