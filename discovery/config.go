@@ -13,6 +13,12 @@ type Config struct {
 	// it counts as failed. Also how long a node that got RefuseCrossing waits
 	// for the winning claim before claiming anyone else.
 	ClaimTimeout time.Duration
+	// ConnectTimeout: how much longer a claim may take before it is sent
+	// (ClaimSent): the node may first have to connect to its target. Once
+	// sent, the claim has ClaimTimeout left for its reply. Zero: a claim
+	// has ClaimTimeout in all, sent or not (a node that never reports
+	// ClaimSent must leave it zero).
+	ConnectTimeout time.Duration
 	// HoldTimeout: how long an older inbound claim may wait for our own claim
 	// to resolve before it is refused with RefuseTimeout. Must be less than
 	// ClaimTimeout, by at least a round trip, so the waiter hears in time.
@@ -106,6 +112,9 @@ func (c Config) Validate() error {
 	}
 	if c.PairWait < 0 {
 		bad("PairWait must not be negative, got %v", c.PairWait)
+	}
+	if c.ConnectTimeout < 0 {
+		bad("ConnectTimeout must not be negative, got %v", c.ConnectTimeout)
 	}
 	if c.InterestWait < 0 {
 		bad("InterestWait must not be negative, got %v", c.InterestWait)

@@ -30,6 +30,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero announce", func(c *Config) { c.AnnounceInterval = 0 }, "AnnounceInterval must be positive"},
 		{"negative recent", func(c *Config) { c.RecentPartners = -1 }, "RecentPartners must not be negative"},
 		{"negative wait", func(c *Config) { c.InterestWait = -time.Second }, "InterestWait must not be negative"},
+		{"negative connect timeout", func(c *Config) { c.ConnectTimeout = -time.Second }, "ConnectTimeout must not be negative"},
 		{"zero pool", func(c *Config) { c.MaxPool = 0 }, "MaxPool must be positive"},
 	}
 	for _, tt := range tests {

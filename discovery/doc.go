@@ -84,7 +84,11 @@
 //     answers the loser's claim with RefuseCrossing, and the loser, if it
 //     hears that first, claims nobody for ClaimTimeout while the winning claim
 //     arrives, staying free to accept it.
-//   - A claim unanswered after ClaimTimeout has failed. A failed or refused
+//   - A claim unanswered ClaimTimeout after it was sent has failed. A node
+//     that must connect to its target first may take ConnectTimeout more
+//     to send it (it reports ClaimSent when it has): on a loaded machine a
+//     connection can take longer than the answer, and a claim given up
+//     while the target accepts it wastes both searches. A failed or refused
 //     target leaves the pool until its next presence. RefuseBlocked removes
 //     it for the matcher's life.
 //   - A match whose call has not started after SetupTimeout is ended and the

@@ -64,6 +64,15 @@ type ClaimFailed struct {
 	ID MatchID
 }
 
+// ClaimSent reports that our claim to To is on its way: the node reached
+// the target (connecting first if it had to) and wrote the claim. From
+// then on the claim has ClaimTimeout for its reply (see
+// Config.ConnectTimeout).
+type ClaimSent struct {
+	To PeerID
+	ID MatchID
+}
+
 // CallStarted reports that the call for match ID is up (media connected).
 type CallStarted struct{ ID MatchID }
 
@@ -87,5 +96,6 @@ func (PeerGone) isEvent()      {}
 func (ClaimReceived) isEvent() {}
 func (ReplyReceived) isEvent() {}
 func (ClaimFailed) isEvent()   {}
+func (ClaimSent) isEvent()     {}
 func (CallStarted) isEvent()   {}
 func (CallEnded) isEvent()     {}

@@ -96,6 +96,7 @@ func FuzzMatcher(f *testing.F) {
 		cfg := LocalConfig()
 		cfg.RecentPartners = int(len(b) % 3)
 		cfg.ClaimJitter = time.Duration(len(b)%2) * 50 * time.Millisecond
+		cfg.ConnectTimeout = time.Duration(len(b)%3) * time.Second
 		m, err := NewMatcher(me, cfg, rand.New(rand.NewPCG(uint64(len(b)), 1)))
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +116,7 @@ func FuzzMatcher(f *testing.F) {
 				id = s.MatchID
 			}
 			var ev Event
-			switch op % 15 {
+			switch op % 16 {
 			case 0:
 				ev = Start{Interests: []string{[]string{"go", "chess", "Go"}[arg%3]}}
 			case 1:
@@ -150,6 +151,8 @@ func FuzzMatcher(f *testing.F) {
 				ev = Tick{}
 			case 14:
 				ev = nil
+			case 15:
+				ev = ClaimSent{To: s.Partner, ID: id}
 			}
 			acts := m.Step(now, ev)
 			s = m.Status()

@@ -178,6 +178,12 @@ func (m *Matcher) Step(now time.Time, ev Event) []Action {
 		if m.state == StateClaiming && e.To == m.target && e.ID == m.claim.ID {
 			m.claimLost()
 		}
+	case ClaimSent:
+		if m.state == StateClaiming && e.To == m.target && e.ID == m.claim.ID {
+			if d := m.now.Add(m.cfg.ClaimTimeout); d.Before(m.claimDeadline) {
+				m.claimDeadline = d
+			}
+		}
 	case CallStarted:
 		if m.state == StateMatched && e.ID == m.matchID {
 			m.inCall = true
@@ -818,7 +824,7 @@ func (m *Matcher) sendClaim(p PeerID) {
 	binary.BigEndian.PutUint64(id[8:], m.rng.Uint64())
 	c := Claim{ID: id, Ticket: m.rng.Uint64()}
 	m.setState(StateClaiming)
-	m.target, m.claim, m.claimDeadline = p, c, m.now.Add(m.cfg.ClaimTimeout)
+	m.target, m.claim, m.claimDeadline = p, c, m.now.Add(m.cfg.ClaimTimeout+m.cfg.ConnectTimeout)
 	m.emit(SendClaim{To: p, Claim: c})
 }
 

@@ -446,6 +446,54 @@ func TestClaimTimeout(t *testing.T) {
 	}
 }
 
+// TestClaimConnectTimeout: a claim not yet sent (the node still connects
+// to its target) has ConnectTimeout more; once sent, ClaimTimeout from
+// then, never more than it had; ClaimSent for another claim changes
+// nothing.
+func TestClaimConnectTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.ConnectTimeout = 3 * time.Second
+	x := newMT(t, cfg)
+	x.step(Start{})
+	x.seen(pa)
+	x.sleep(cfg.ClaimTimeout + cfg.ConnectTimeout - 2*time.Millisecond)
+	if x.state() != StateClaiming {
+		t.Fatal("an unsent claim timed out before ClaimTimeout+ConnectTimeout")
+	}
+	x.sleep(2 * time.Millisecond)
+	if x.state() != StateSearching {
+		t.Fatalf("an unsent claim outlived ClaimTimeout+ConnectTimeout: %+v", x.m.Status())
+	}
+
+	// Sent after a slow connection: ClaimTimeout from then.
+	x = newMT(t, cfg)
+	x.step(Start{})
+	x.seen(pa)
+	x.sleep(time.Second)
+	x.step(ClaimSent{To: pb, ID: x.mine.ID})  // another target: no change
+	x.step(ClaimSent{To: pa, ID: MatchID{1}}) // another claim: no change
+	x.step(ClaimSent{To: pa, ID: x.mine.ID})
+	x.sleep(cfg.ClaimTimeout - time.Millisecond)
+	if x.state() != StateClaiming {
+		t.Fatal("a sent claim timed out before ClaimTimeout")
+	}
+	x.sleep(time.Millisecond)
+	if x.state() != StateSearching {
+		t.Fatalf("a sent claim outlived ClaimTimeout: %+v", x.m.Status())
+	}
+
+	// Sent late: the deadline does not move past ClaimTimeout+ConnectTimeout.
+	x = newMT(t, cfg)
+	x.step(Start{})
+	x.seen(pa)
+	x.sleep(cfg.ConnectTimeout + time.Second)
+	x.step(ClaimSent{To: pa, ID: x.mine.ID})
+	x.sleep(cfg.ClaimTimeout - time.Second)
+	if x.state() != StateSearching {
+		t.Fatalf("a late ClaimSent pushed the deadline out: %+v", x.m.Status())
+	}
+}
+
 func TestCrossingRefusedWaits(t *testing.T) {
 	cfg := testConfig()
 	x := newMT(t, cfg)

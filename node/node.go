@@ -88,7 +88,7 @@ type Config struct {
 
 // DefaultConfig is for a node on the internet.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		Network:            "main",
 		MDNS:               true,
 		DHTMode:            dht.ModeAutoServer,
@@ -96,6 +96,10 @@ func DefaultConfig() Config {
 		Matcher:            discovery.DefaultConfig(),
 		Media:              media.DefaultEngineConfig(),
 	}
+	// A claim to a peer we are not connected to dials it first (through a
+	// relay and a hole punch, behind NAT); the node reports ClaimSent.
+	c.Matcher.ConnectTimeout = 5 * time.Second
+	return c
 }
 
 // LocalConfig is for many nodes on one machine: fast timers, loopback media,
@@ -107,6 +111,11 @@ func LocalConfig() Config {
 	c.DHTMode = dht.ModeClient
 	c.RendezvousInterval = 5 * time.Second
 	c.Matcher = discovery.LocalConfig()
+	// On a loaded machine a new connection (Noise, identify) can take
+	// longer than the answer: at 600 nodes, claims that dialled took 2 s at
+	// the median, and one given up as its target accepted it wasted both
+	// searches.
+	c.Matcher.ConnectTimeout = 3 * time.Second
 	c.Media = media.LoopbackEngineConfig()
 	// Hundreds of nodes share one machine's cores: presence announced every
 	// 2 s (searches that end sooner announce only their start and end, and
@@ -383,12 +392,20 @@ func (n *Node) run() {
 			}
 			return
 		case f := <-n.inbox:
+			began := time.Now()
 			f()
+			if d := time.Since(began); d > slowStep {
+				n.log.Debug("slow loop step", "took", d)
+			}
 		case <-timer.C:
 			n.step(discovery.Tick{})
 		}
 	}
 }
+
+// slowStep: a loop step that takes longer is logged (debug): every claim,
+// signal and state read of the node waits behind it.
+const slowStep = 100 * time.Millisecond
 
 // post hands f to the loop. It reports false once the node is closing.
 func (n *Node) post(f func()) bool {
@@ -478,16 +495,17 @@ func (n *Node) apply(a discovery.Action) {
 }
 
 func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
-	timeout := n.cfg.Matcher.ClaimTimeout
+	mc := n.cfg.Matcher
 	n.goAsync(func() {
-		// A little longer than the matcher's own timeout, so that a late
+		// A little longer than the matcher's own timeouts, so that a late
 		// accept still arrives and the matcher can call the match off.
-		ctx, cancel := context.WithTimeout(n.ctx, timeout+time.Second)
+		ctx, cancel := context.WithTimeout(n.ctx, mc.ConnectTimeout+mc.ClaimTimeout+time.Second)
 		defer cancel()
 		n.metrics.claimsSent.Add(1)
 		connected := n.h.Network().Connectedness(peer.ID(to)) == network.Connected
 		began := time.Now()
-		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c)
+		sent := func() { n.post(func() { n.step(discovery.ClaimSent{To: to, ID: c.ID}) }) }
+		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c, mc.ClaimTimeout+time.Second, sent)
 		if err != nil {
 			n.log.Debug("claim failed", "peer", peer.ID(to), "err", err)
 			n.post(func() { n.step(discovery.ClaimFailed{To: to, ID: c.ID}) })
@@ -513,8 +531,12 @@ func (n *Node) handleClaim(ctx context.Context, from peer.ID, c discovery.Claim)
 	}) {
 		return discovery.Reply{}, false
 	}
+	began := time.Now()
 	select {
 	case r := <-ch:
+		if d := time.Since(began); d > slowStep {
+			n.log.Debug("claim answered late", "peer", from, "verdict", r.Verdict, "took", d)
+		}
 		return r, true
 	case <-ctx.Done():
 		n.post(func() {

@@ -18,16 +18,20 @@ import (
 // claimReadTimeout bounds how long a target waits for the claim frame itself.
 const claimReadTimeout = 5 * time.Second
 
-// SendClaim opens a stream to the target, writes the claim and waits for the
-// reply until ctx ends. The stream may run over a relayed (limited) connection.
-func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim) (discovery.Reply, error) {
+// SendClaim opens a stream to the target (connecting first if need be),
+// writes the claim, calls sent (if not nil) and waits for the reply, at
+// most replyWithin after the write and never past ctx's end. The stream may
+// run over a relayed (limited) connection.
+func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim, replyWithin time.Duration, sent func()) (discovery.Reply, error) {
 	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "claim"), to, discovery.ClaimProtocol)
 	if err != nil {
 		return discovery.Reply{}, fmt.Errorf("claim %s: open stream: %w", to, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = s.SetDeadline(dl)
+	dl := time.Now().Add(replyWithin)
+	if end, ok := ctx.Deadline(); ok && end.Before(dl) {
+		dl = end
 	}
+	_ = s.SetDeadline(dl)
 	err = discovery.WriteClaim(s, c)
 	if err == nil {
 		err = s.CloseWrite()
@@ -35,6 +39,9 @@ func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim) 
 	if err != nil {
 		s.Reset()
 		return discovery.Reply{}, fmt.Errorf("claim %s: write: %w", to, err)
+	}
+	if sent != nil {
+		sent()
 	}
 	r, err := discovery.ReadReply(s, c.ID)
 	if err != nil {

@@ -34,8 +34,9 @@
 //     (expired, or not newer than the last seq from that sender: dropped).
 //     Subscribers tell their Sharder (Heard). Without sharding there is one
 //     topic, the root, that every node joins.
-//   - SendClaim: a ClaimReceived at the target; a claim to a crashed node
-//     fails (ClaimFailed) after a round trip.
+//   - SendClaim: a ClaimReceived at the target, and then a ClaimSent at
+//     the claimer (there is no dial to wait for); a claim to a crashed
+//     node fails (ClaimFailed) after a round trip.
 //   - SendReply: a ReplyReceived at the claimer.
 //   - Matched (offerer): an offer to the partner. If the partner holds the
 //     same match it answers, and when the answer arrives both sides get
@@ -646,6 +647,7 @@ func (n *Net) carry(i int, a discovery.Action) {
 				return
 			}
 			n.step(j, discovery.ClaimReceived{From: nd.id, Claim: a.Claim})
+			n.step(i, discovery.ClaimSent{To: a.To, ID: a.Claim.ID})
 		}, fail)
 	case discovery.SendReply:
 		n.stats.Replies++
