@@ -124,14 +124,19 @@ func LocalConfig() Config {
 	// each presence to fewer nodes, fewer times. On loopback nothing is
 	// lost that a wider mesh would save. Smaller shards cost less but keep
 	// a waiting node waiting longer for the next newcomer (8: time to
-	// match p50 178 ms, p99 2.3 s at 200 nodes; 16: 65 ms, 1.6 s).
+	// match p50 178 ms, p99 2.3 s at 200 nodes; 16: p99 1.47-1.62 s in
+	// three runs). 24 keeps 200 nodes in shards of about 25 (level 3)
+	// instead of splitting a third of them into shards of 12, where the
+	// next newcomer takes twice as long: p99 1.21 and 1.27 s, at 76-78 %
+	// of both cores against 65-71 %; 32 puts them in shards of 50 (p50
+	// 227 ms, p99 2.0 s, 94 %).
 	c.Matcher.AnnounceInterval = 2 * time.Second
 	c.Matcher.PresenceTTL = 8 * time.Second
 	// Presence crosses a loaded machine in tens of milliseconds: pair
 	// sooner than discovery.LocalConfig (100 ms, 400 ms).
 	c.Matcher.ClaimJitter = 60 * time.Millisecond
 	c.Matcher.PairWait = 200 * time.Millisecond
-	c.ShardTarget = 16
+	c.ShardTarget = 24
 	// A waiting node climbs to the parent shard sooner than on the
 	// internet (1 s): 200 nodes, time to match p99 1.2-1.6 s against
 	// 1.4-1.8 s (200 ms: 3.8 s, joining topics costs too much).
