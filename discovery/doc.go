@@ -168,7 +168,12 @@
 //     joins (and announces on) the parent of its home, then 2, 4, ... levels
 //     up, down to the root: two lonely nodes in different shards meet where
 //     their ancestors do. A lone node in the whole network ends on the root,
-//     waiting calmly.
+//     waiting calmly. From its first climb it also announces on the sibling
+//     of its home (the parent's other half) without joining it: newcomers
+//     claim the longest waiting, and the sibling's newcomers, who never
+//     look at the parent, now claim it too, so a waiting node waits for the
+//     next newcomer of two shards instead of one (one more message per
+//     announcement of a lonely search).
 //   - Changes. When its home changes (a new epoch, a level merged), a node
 //     stays joined to the old one for Linger (a presence TTL) and announces
 //     on both, so that the peers that knew it there keep a consistent pool.

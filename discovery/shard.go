@@ -549,7 +549,9 @@ func (s *Sharder) Subscriptions(dst []Shard) []Shard {
 
 // Publish appends to dst the shards one announcement goes to. A searching
 // announcement goes to home, to the shards we left less than Linger ago,
-// to the ancestors we joined while lonely, and to
+// to the ancestors we joined while lonely and then to the sibling of home
+// (the other half of the parent; the node publishes there without joining
+// it), and to
 // each further ancestor k levels up with probability 2^-k, so that every
 // ancestor carries about as much as a shard (a sample of its subtree, which
 // tells newcomers and lonely nodes the network's size and who is searching).
@@ -571,6 +573,11 @@ func (s *Sharder) Publish(searching bool, dst []Shard) []Shard {
 		if l >= int(s.level-s.up) || s.rng.Uint64()>>(64-min(k, 63)) == 0 {
 			dst = append(dst, home.Ancestor(uint8(l)))
 		}
+	}
+	if s.up > 0 {
+		// Lonely: the sibling's newcomers claim us too (see the package
+		// doc, Lonely nodes).
+		dst = append(dst, Shard{Level: s.level, Index: home.Index ^ 1})
 	}
 	for _, l := range s.linger {
 		dst = append(dst, l.sh) // those who know us from there still pair with us

@@ -144,6 +144,42 @@ func TestShardLonely(t *testing.T) {
 	}
 }
 
+// TestShardLonelySibling: from its first climb a lonely search also
+// announces on the sibling of its home, which it does not join; its
+// withdraw goes there too; a search that is not lonely does not.
+func TestShardLonelySibling(t *testing.T) {
+	s := newSharderWith(t, quiet(), 6)
+	now := t0
+	s.Update(now, true, true)
+	home := s.Home()
+	sibling := Shard{Level: 6, Index: home.Index ^ 1}
+	if slices.Contains(s.Publish(true, nil), sibling) {
+		t.Fatal("announced on the sibling before climbing")
+	}
+	s.Publish(false, nil)
+	now = now.Add(testShardConfig().LonelyWait)
+	s.Update(now, true, true)
+	if slices.Contains(s.Subscriptions(nil), sibling) {
+		t.Error("joined the sibling")
+	}
+	if !slices.Contains(s.Publish(true, nil), sibling) {
+		t.Fatalf("lonely search did not announce on the sibling %v: %v", sibling, s.Publish(true, nil))
+	}
+	if !slices.Contains(s.Publish(false, nil), sibling) {
+		t.Error("withdraw did not go to the sibling")
+	}
+	s.Update(now, false, false)
+	if slices.Contains(s.Publish(true, nil), sibling) {
+		t.Error("announced on the sibling after the search stopped being lonely")
+	}
+	root := newSharderWith(t, quiet(), 0)
+	root.Update(now, true, true)
+	root.Update(now.Add(time.Hour), true, true)
+	if p := root.Publish(true, nil); len(p) != 1 {
+		t.Errorf("a lonely node on the root announced on %v", p)
+	}
+}
+
 // TestShardLevel: the estimate moves the level: a busy shard splits, a
 // quiet one merges, a shard within [Target/2, 2·Target] stays.
 func TestShardLevel(t *testing.T) {
