@@ -26,7 +26,8 @@ import (
 // topic itself), each with its own validator, publishes each announcement of
 // the matcher to the shards the sharder picks, and tells the sharder what it
 // heard where. A goroutine updates the sharder with the matcher's state (at
-// the sharder's NextWake, at least every second), joins and leaves topics,
+// the sharder's NextWake, at least every second, and at once when a search
+// starts, ends, or turns lonely or not), joins and leaves topics,
 // and announces again on the shards just joined while searching. Matches are
 // not disturbed by a change of shard: claims go over direct streams, and the
 // pool keeps the peers it knew until their presence expires.
@@ -296,6 +297,14 @@ func (t *presenceTopics) where() (shard string, topics, peers int) {
 	return t.sh.Home().String(), len(t.joined), peers
 }
 
+// poke makes follow look at the matcher's state now.
+func (t *presenceTopics) poke() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
 // heard tells the sharder of a presence message received on shard on.
 func (t *presenceTopics) heard(on discovery.Shard, level uint8) {
 	t.mu.Lock()
@@ -303,10 +312,7 @@ func (t *presenceTopics) heard(on discovery.Shard, level uint8) {
 	t.sh.Heard(time.Now(), on, level)
 	t.mu.Unlock()
 	if probing {
-		select {
-		case t.kick <- struct{}{}: // the probe may have ended
-		default:
-		}
+		t.poke() // the probe may have ended
 	}
 }
 
