@@ -1,6 +1,7 @@
 package media
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,9 @@ func (s OggSource) Run(ctx context.Context, w SampleWriter) error {
 	return loopFile(ctx, s.Path, w, openOggFrames)
 }
 
+// fileBuffer is the read buffer of a looping source.
+const fileBuffer = 32 << 10
+
 // frameReader yields the samples of one pass over a file; io.EOF ends the pass.
 type frameReader interface {
 	next() (data []byte, dur time.Duration, err error)
@@ -68,6 +72,11 @@ func loopFile(ctx context.Context, path string, w SampleWriter, open func(io.Rea
 	}
 	defer func() { _ = f.Close() }()
 
+	// The readers read a page or frame header, then its body: buffered, a
+	// pass over a clip is a few reads instead of three system calls per
+	// Opus packet (at 200 nodes with file media, reading the clips was
+	// 3.7 % of the harness's CPU, 2.3 % in read system calls).
+	buf := bufio.NewReaderSize(f, fileBuffer)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	due := time.Now()
@@ -75,7 +84,8 @@ func loopFile(ctx context.Context, path string, w SampleWriter, open func(io.Rea
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
 		}
-		frames, err := open(f)
+		buf.Reset(f)
+		frames, err := open(buf)
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
 		}
