@@ -19,6 +19,10 @@ const (
 	StateMatched                // matched; the call is being set up or running
 )
 
+// Searching reports whether s is part of a search: searching, or claiming
+// (a claim outstanding, still announcing).
+func (s State) Searching() bool { return s == StateSearching || s == StateClaiming }
+
 func (s State) String() string {
 	switch s {
 	case StateIdle:

@@ -939,3 +939,11 @@ func TestWaitingPeerWaitsForNewcomer(t *testing.T) {
 		t.Fatalf("want a claim to the newcomer after PairWait: %+v", s)
 	}
 }
+
+func TestStateSearching(t *testing.T) {
+	for s, want := range map[State]bool{StateIdle: false, StateSearching: true, StateClaiming: true, StateMatched: false} {
+		if s.Searching() != want {
+			t.Errorf("%v.Searching() = %v, want %v", s, !want, want)
+		}
+	}
+}

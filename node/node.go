@@ -469,8 +469,8 @@ func (n *Node) step(ev discovery.Event) {
 	// nodes) now, not at the shards' next look (up to a second later: at
 	// 200 nodes that was most of the slowest searches).
 	st := n.m.Status()
-	saw := [2]bool{st.State == discovery.StateSearching || st.State == discovery.StateClaiming, st.Lonely}
-	if saw != n.shardSaw && n.topic != nil {
+	saw := [2]bool{st.State.Searching(), st.Lonely}
+	if saw != n.shardSaw {
 		n.shardSaw = saw
 		n.topic.poke()
 	}

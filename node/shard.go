@@ -182,7 +182,7 @@ func (t *presenceTopics) follow() {
 		if err := n.query(func() { st = n.m.Status() }); err != nil {
 			return
 		}
-		searching := st.State == discovery.StateSearching || st.State == discovery.StateClaiming
+		searching := st.State.Searching()
 		// Asked outside t.mu: ListPeers waits for pubsub's event loop.
 		peers := -1
 		if home := t.home(); home != nil {
@@ -232,7 +232,7 @@ func (t *presenceTopics) republish() {
 	a, ok := t.last, t.lastOK
 	t.mu.Unlock()
 	if ok && a.Expires.After(time.Now()) {
-		if st := t.n.m.Status(); st.State == discovery.StateSearching || st.State == discovery.StateClaiming {
+		if t.n.m.Status().State.Searching() {
 			t.n.announce(a)
 		}
 	}

@@ -585,7 +585,7 @@ func (n *Net) step(i int, ev discovery.Event) {
 		n.carry(i, a)
 	}
 	if nd.sh != nil {
-		searching := nd.st.State == discovery.StateSearching || nd.st.State == discovery.StateClaiming
+		searching := nd.st.State.Searching()
 		// Update when its inputs changed or at its wake (deliver makes it
 		// due when a Heard may end a probe); otherwise it changes nothing.
 		if searching == nd.shSearching && nd.st.Lonely == nd.shLonely && n.now < nd.shWake {
@@ -1052,14 +1052,10 @@ func (n *Net) observe(i int) {
 	}
 }
 
-func searching(s discovery.State) bool {
-	return s == discovery.StateSearching || s == discovery.StateClaiming
-}
-
 // searchMetrics follows one node's searches: from entering the search to
 // Matched.
 func (n *Net) searchMetrics(nd *node, old, st discovery.Status) {
-	was, is := searching(old.State), searching(st.State)
+	was, is := old.State.Searching(), st.State.Searching()
 	if n.cfg.Baseline {
 		if st.State == discovery.StateSearching {
 			n.searchDB.add(nd.i)
