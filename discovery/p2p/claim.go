@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	msmux "github.com/multiformats/go-multistream"
 
 	"serendip/discovery"
 	"serendip/internal/limit"
@@ -23,7 +24,7 @@ const claimReadTimeout = 5 * time.Second
 // most replyWithin after the write and never past ctx's end. The stream may
 // run over a relayed (limited) connection.
 func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim, replyWithin time.Duration, sent func()) (discovery.Reply, error) {
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "claim"), to, discovery.ClaimProtocol)
+	s, err := openClaimStream(network.WithAllowLimitedConn(ctx, "claim"), h, to)
 	if err != nil {
 		return discovery.Reply{}, fmt.Errorf("claim %s: open stream: %w", to, err)
 	}
@@ -50,6 +51,55 @@ func SendClaim(ctx context.Context, h host.Host, to peer.ID, c discovery.Claim, 
 	}
 	_ = s.Close()
 	return r, nil
+}
+
+// openClaimStream opens a claim stream to a peer, dialling it first if we
+// have no connection. On a connection it dials itself it does not wait for
+// identify, as host.NewStream does: identify costs a round trip and a
+// signature check on each side, a claim needs neither (it names its
+// protocol with its first write, and a peer that does not speak it answers
+// with an error), and a claim waits for every step of its dial, on a
+// loaded machine tens to hundreds of milliseconds each. Identify still runs
+// on the connection, for whatever opens a stream next.
+func openClaimStream(ctx context.Context, h host.Host, to peer.ID) (network.Stream, error) {
+	if h.Network().Connectedness(to) == network.Connected {
+		return h.NewStream(ctx, to, discovery.ClaimProtocol)
+	}
+	if _, err := h.Network().DialPeer(ctx, to); err != nil {
+		return nil, err
+	}
+	s, err := h.Network().NewStream(network.WithNoDial(ctx, "dialled for a claim"), to)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SetProtocol(discovery.ClaimProtocol); err != nil {
+		s.Reset()
+		return nil, err
+	}
+	return &lazyStream{Stream: s, rw: msmux.NewMSSelect(s, discovery.ClaimProtocol)}, nil
+}
+
+// lazyStream is a stream whose protocol is selected with its first write
+// and confirmed with its first read (multistream-select, as host.NewStream
+// does for a peer whose protocols it knows).
+type lazyStream struct {
+	network.Stream
+	rw msmux.LazyConn
+}
+
+func (s *lazyStream) Read(b []byte) (int, error)  { return s.rw.Read(b) }
+func (s *lazyStream) Write(b []byte) (int, error) { return s.rw.Write(b) }
+
+// CloseWrite sends the protocol selection first if nothing was written.
+func (s *lazyStream) CloseWrite() error {
+	_ = s.rw.Flush()
+	return s.Stream.CloseWrite()
+}
+
+// Close bounds the wait for the selection's answer (go-multistream#47).
+func (s *lazyStream) Close() error {
+	_ = s.Stream.SetReadDeadline(time.Now().Add(claimReadTimeout))
+	return s.rw.Close()
 }
 
 // ClaimHandler decides on an inbound claim. It may block until it has an
