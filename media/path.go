@@ -8,19 +8,24 @@ import "github.com/pion/webrtc/v4"
 // "prflx" (a mapping learnt from the partner's checks) or "relay" (through a
 // TURN server). Empty until a pair is selected.
 func (s *Session) Path() string {
+	p, _ := s.path.Load().(string)
+	return p
+}
+
+// watchPath keeps Path up to date from the ICE transport's selected pair.
+// Asking pion for the pair instead can wait: its ICE gatherer holds a lock
+// while the agent closes, which at a call's end on a loaded machine took
+// 400 ms, and the node asks from its loop.
+func (s *Session) watchPath() {
 	sctp := s.pc.SCTP()
-	if sctp == nil {
-		return ""
+	if sctp == nil || sctp.Transport() == nil {
+		return
 	}
-	dtls := sctp.Transport()
-	if dtls == nil {
-		return ""
-	}
-	pair, err := dtls.ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return ""
-	}
-	return pathName(pair.Local.Typ, pair.Remote.Typ)
+	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		if pair != nil && pair.Local != nil && pair.Remote != nil {
+			s.path.Store(pathName(pair.Local.Typ, pair.Remote.Typ))
+		}
+	})
 }
 
 // pathName reports a relayed path if either side relays: media then crosses

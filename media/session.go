@@ -160,6 +160,7 @@ type Session struct {
 	pc     *webrtc.PeerConnection
 	events *notifier
 	stats  counters
+	path   atomic.Value // string: see Path
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -294,6 +295,7 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	}
 
 	pc.OnICECandidate(s.onLocalCandidate)
+	s.watchPath()
 	pc.OnConnectionStateChange(s.onConnectionState)
 	pc.OnICEConnectionStateChange(s.onICEState)
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {

@@ -277,6 +277,8 @@ func TestVnet(t *testing.T) {
 				switch {
 				case path == "":
 					t.Errorf("%s: no selected candidate pair", p.name)
+				case path != pathName(local.Typ, remote.Typ):
+					t.Errorf("%s: path %q, but the selected pair %v -> %v is %q", p.name, path, local, remote, pathName(local.Typ, remote.Typ))
 				case tc.wantRelay[i] && path != "relay":
 					t.Errorf("%s: path %q, want relay", p.name, path)
 				case !tc.wantRelay[i] && path == "relay":
