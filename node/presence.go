@@ -193,7 +193,7 @@ const (
 // yet connected to, picked at random (so the first to advertise do not
 // become everyone's hub). It takes what the lookup found in rendezvousWait:
 // a lookup may run on until its deadline.
-func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) {
+func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) (connected []peer.ID) {
 	var fresh []peer.AddrInfo
 	wait := time.NewTimer(rendezvousWait)
 	defer wait.Stop()
@@ -217,13 +217,15 @@ collect:
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	for _, ai := range fresh {
 		if need <= 0 || ctx.Err() != nil {
-			return
+			return connected
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
 			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
 			continue
 		}
 		need--
+		connected = append(connected, ai.ID)
 		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
 	}
+	return connected
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	lpdisc "github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"serendip/discovery"
@@ -400,6 +402,12 @@ func (t *presenceTopics) join(s discovery.Shard) (*shardTopic, error) {
 	})
 	if s.Level > 0 && n.dht != nil {
 		n.goAsync(func() { t.meet(ctx, name, top) })
+		t.mu.Lock()
+		home := t.sh.Home() == s
+		t.mu.Unlock()
+		if home {
+			n.goAsync(func() { t.meetSibling(ctx, s) })
+		}
 	}
 	return st, nil
 }
@@ -479,6 +487,75 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
 	}
 }
+
+// meetSibling keeps connections to siblingPeers nodes of the sibling of
+// home (the other half of the parent), found through the DHT as meet finds
+// a shard's own. A lonely search announces on the sibling without joining
+// it (see discovery, Lonely nodes), and pubsub sends such a message only to
+// peers it knows joined that topic: without a connection to a node of the
+// sibling, the announcement reaches nobody (at 200 nodes, a third of them
+// did). The sibling's nodes we are connected to are tagged, so that the
+// connection manager trims others first; ctx ends when the node leaves
+// home.
+func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) {
+	n := t.n
+	for _, ready := range []<-chan struct{}{n.online, t.searched} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+	ns := discovery.ShardTopic(n.cfg.Network, discovery.Shard{Level: home.Level, Index: home.Index ^ 1})
+	rd := drouting.NewRoutingDiscovery(n.dht)
+	tagged := map[peer.ID]bool{}
+	defer func() {
+		for p := range tagged {
+			n.h.ConnManager().UntagPeer(p, siblingTag)
+		}
+	}()
+	delay := meetSettle
+	for {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return
+		}
+		known := map[peer.ID]bool{}
+		for _, p := range t.ps.ListPeers(ns) {
+			known[p] = true
+			if !tagged[p] {
+				n.h.ConnManager().TagPeer(p, siblingTag, siblingTagValue)
+				tagged[p] = true
+			}
+		}
+		for p := range tagged {
+			if !known[p] {
+				n.h.ConnManager().UntagPeer(p, siblingTag)
+				delete(tagged, p)
+			}
+		}
+		delay = n.cfg.RendezvousInterval
+		if need := siblingPeers - len(known); need > 0 {
+			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if found, err := rd.FindPeers(fctx, ns, lpdisc.Limit(rendezvousCandidates)); err != nil {
+				n.log.Debug("sibling lookup failed", "namespace", ns, "err", err)
+			} else if len(n.connectSome(fctx, found, need)) > 0 {
+				delay = meetSettle // tag them once they say they joined
+			}
+			cancel()
+		}
+	}
+}
+
+// siblingPeers is how many nodes of the sibling shard a node keeps
+// connections to; siblingTag and siblingTagValue tag them in the connection
+// manager (GossipSub tags its mesh peers 20).
+const (
+	siblingPeers    = 2
+	siblingTag      = "serendip-sibling"
+	siblingTagValue = 10
+)
 
 // meetSettle is how long meet lets the peers we are connected to tell us
 // that they joined a shard topic before it counts them.

@@ -4,6 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"serendip/node"
 )
 
@@ -64,4 +67,64 @@ func TestShardMeet(t *testing.T) {
 			t.Fatalf("node at the root (%s); want level 2", st.Shard)
 		}
 	}
+}
+
+// TestSiblingMeet: a node keeps connections to nodes of its sibling shard
+// (the other half of its parent), so that a lonely search's announcement
+// there reaches someone, and tags them for the connection manager. Eight
+// nodes at level 1 (two shards), each meeting only four others through
+// the network's rendezvous (GossipSub D = 2).
+func TestSiblingMeet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts and DHT; skipped in -short")
+	}
+	nw := newNetwork(t)
+	type member struct {
+		n *node.Node
+		h host.Host
+	}
+	var ms []member
+	for range 8 {
+		n, h := nw.botWith(time.Second, func(c *node.Config) {
+			c.StartShardLevel = 1
+			c.MeshDegree = 2
+		})
+		ms = append(ms, member{n, h})
+	}
+	shardOf := map[peer.ID]string{}
+	for _, m := range ms {
+		shardOf[m.h.ID()] = state(t, m.n).Shard
+	}
+	if !bothHalves(shardOf) {
+		t.Skipf("all eight nodes hashed into one shard (%v): nothing to meet", shardOf)
+	}
+	waitFor(t, 30*time.Second, "every node to tag a node of the other shard", func() bool {
+		for _, m := range ms {
+			mine, tagged := shardOf[m.h.ID()], false
+			for _, p := range m.h.Network().Peers() {
+				info := m.h.ConnManager().GetTagInfo(p)
+				if info == nil || info.Tags["serendip-sibling"] == 0 {
+					continue
+				}
+				if s, ok := shardOf[p]; !ok || s == mine {
+					t.Fatalf("node in %s tagged %s (shard %q) as a sibling", mine, p, s)
+				}
+				tagged = true
+			}
+			if !tagged {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// bothHalves reports whether both level-1 shards ("1.0" and "1.1") have
+// nodes.
+func bothHalves(shards map[peer.ID]string) bool {
+	seen := map[string]bool{}
+	for _, s := range shards {
+		seen[s] = true
+	}
+	return seen["1.0"] && seen["1.1"]
 }
