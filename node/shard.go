@@ -30,7 +30,10 @@ import (
 // heard where. A goroutine updates the sharder with the matcher's state (at
 // the sharder's NextWake, at least every second, and at once when a search
 // starts, ends, or turns lonely or not), joins and leaves topics,
-// and announces again on the shards just joined while searching. Matches are
+// and announces again on the shards just joined while searching. Each
+// joined shard below the root is met through the DHT (meet), and the home
+// shard's sibling too (meetSibling: a lonely search announces there
+// without joining it). Matches are
 // not disturbed by a change of shard: claims go over direct streams, and the
 // pool keeps the peers it knew until their presence expires.
 
