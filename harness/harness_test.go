@@ -190,7 +190,7 @@ func runShort(t *testing.T, sc Scenario, nodes int, d time.Duration) *Report {
 		t.Fatal(err)
 	}
 	for _, k := range []string{`"nodes"`, `"calls_completed"`, `"calls_failed"`, `"double_matches"`, `"stuck_nodes"`,
-		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`} {
+		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`, `"slow_loop_steps"`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON report lacks %s", k)
 		}

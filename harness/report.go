@@ -54,6 +54,10 @@ type Report struct {
 	// NodesNotClosed counts nodes whose Close had not returned 20 s after
 	// the run (in process: a goroutine of the node is stuck).
 	NodesNotClosed int `json:"nodes_not_closed"`
+	// SlowLoopSteps counts steps of the nodes' loops over 100 ms
+	// (node.Metrics.SlowSteps, summed): the matcher and the calls of that
+	// node wait behind each. Absent where the nodes' metrics were not read.
+	SlowLoopSteps *uint64 `json:"slow_loop_steps,omitempty"`
 	// NodesWithoutCall counts nodes up for at least half the run, still
 	// running at the end, with no completed call.
 	NodesWithoutCall int `json:"nodes_without_call"`
@@ -526,6 +530,7 @@ func (r *run) traffic2(rep *Report) {
 			mt.ClaimsReceived += t.metrics.ClaimsReceived
 			mt.SignalsSent += t.metrics.SignalsSent
 			mt.SignalsReceived += t.metrics.SignalsReceived
+			mt.SlowSteps += t.metrics.SlowSteps
 		}
 		for _, rec := range t.records {
 			mediaIn += rec.BytesReceived
@@ -545,6 +550,7 @@ func (r *run) traffic2(rep *Report) {
 	}
 	rate := func(v uint64) float64 { return math.Round(float64(v)/nodeSec*100) / 100 }
 	if haveMtr {
+		rep.SlowLoopSteps = &mt.SlowSteps
 		tr.Messages[classPresence] = InOut{In: rate(mt.PresenceReceived), Out: rate(mt.PresenceSent)}
 		tr.Messages[classClaim] = InOut{In: rate(mt.ClaimsReceived), Out: rate(mt.ClaimsSent)}
 		tr.Messages[classSignal] = InOut{In: rate(mt.SignalsReceived), Out: rate(mt.SignalsSent)}
@@ -659,6 +665,9 @@ func (rep *Report) Table() string {
 		w("calls without media (must be 0)", "%d", rep.CallsWithoutMedia)
 	}
 	w("nodes without a call", "%d", rep.NodesWithoutCall)
+	if rep.SlowLoopSteps != nil {
+		w("node loop steps over 100 ms", "%d", *rep.SlowLoopSteps)
+	}
 	if rep.NodesNotClosed > 0 {
 		w("nodes that did not close", "%d (Close still blocked %v after the run)", rep.NodesNotClosed, closeTimeout)
 	}

@@ -199,7 +199,7 @@ const maxBody = 16 << 10
 //
 //	GET  /api/state
 //	GET  /api/calls   finished calls, oldest first
-//	GET  /api/metrics message counters (presence, claims, signals)
+//	GET  /api/metrics message counters (presence, claims, signals) and slow loop steps
 //	POST /api/start   optional body {"interests": ["music", ...]}
 //	POST /api/next
 //	POST /api/stop

@@ -12,12 +12,17 @@ type Metrics struct {
 	ClaimsReceived   uint64 `json:"claims_received"`
 	SignalsSent      uint64 `json:"signals_sent"`
 	SignalsReceived  uint64 `json:"signals_received"`
+	// SlowSteps counts steps of the node's loop that took over 100 ms: the
+	// loop runs the matcher and the calls, and nothing else of the node
+	// moves while a step runs.
+	SlowSteps uint64 `json:"slow_steps"`
 }
 
 type metrics struct {
 	presenceSent, presenceReceived atomic.Uint64
 	claimsSent, claimsReceived     atomic.Uint64
 	signalsSent, signalsReceived   atomic.Uint64
+	slowSteps                      atomic.Uint64
 }
 
 // Metrics returns the node's message counters.
@@ -30,5 +35,6 @@ func (n *Node) Metrics() Metrics {
 		ClaimsReceived:   m.claimsReceived.Load(),
 		SignalsSent:      m.signalsSent.Load(),
 		SignalsReceived:  m.signalsReceived.Load(),
+		SlowSteps:        m.slowSteps.Load(),
 	}
 }

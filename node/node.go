@@ -404,6 +404,7 @@ func (n *Node) run() {
 			began := time.Now()
 			f()
 			if d := time.Since(began); d > slowStep {
+				n.metrics.slowSteps.Add(1)
 				n.log.Debug("slow loop step", "took", d)
 			}
 		case <-timer.C:
@@ -412,8 +413,9 @@ func (n *Node) run() {
 	}
 }
 
-// slowStep: a loop step that takes longer is logged (debug): every claim,
-// signal and state read of the node waits behind it.
+// slowStep: a loop step that takes longer is counted (Metrics.SlowSteps)
+// and logged (debug): every claim, signal and state read of the node waits
+// behind it.
 const slowStep = 100 * time.Millisecond
 
 // post hands f to the loop. It reports false once the node is closing.
