@@ -13,7 +13,8 @@ type Scenario string
 
 // The scenarios.
 const (
-	// Steady: every node is a bot that calls for CallTime and moves on.
+	// Steady: every node is a bot that calls for about CallTime (see
+	// CallSpread) and moves on.
 	Steady Scenario = "steady"
 	// ColdStart: every node is launched at the same moment, as bots.
 	ColdStart Scenario = "cold-start"
@@ -65,8 +66,13 @@ type Config struct {
 	// in process, every node's matcher.
 	Seed uint64
 	// CallTime is how long a bot stays in a call (steady, cold-start,
-	// churn, lonely).
-	CallTime time.Duration
+	// churn, lonely): with CallSpread a length in [CallTime/2,
+	// 3·CallTime/2) for each call (node.Config.CallTimeSpread), as in the
+	// simulator (people's calls vary, and bots that all hang up after
+	// exactly CallTime echo any burst of calls that started together);
+	// otherwise exactly CallTime.
+	CallTime   time.Duration
+	CallSpread bool
 	// Ramp spreads the launch of the nodes evenly over this long (every
 	// scenario but cold-start and lonely), as people arrive over time;
 	// zero launches them as fast as they start, a few at a time.
@@ -105,6 +111,7 @@ func DefaultConfig() Config {
 		Media:          MediaFiles,
 		Seed:           1,
 		CallTime:       3 * time.Second,
+		CallSpread:     true,
 		VideoFile:      "testdata/clip.ivf",
 		AudioFile:      "testdata/clip.ogg",
 		SampleInterval: 250 * time.Millisecond,

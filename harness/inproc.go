@@ -147,6 +147,7 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	nc.StartShardLevel = startShardLevel(p.cfg.Nodes, nc.ShardTarget)
 	nc.Auto = spec.auto
 	nc.CallTime = spec.callTime
+	nc.CallTimeSpread = p.cfg.CallSpread
 	nc.Seed = spec.seed
 	if p.cfg.Media == MediaFiles {
 		nc.VideoFile, nc.AudioFile = p.cfg.VideoFile, p.cfg.AudioFile

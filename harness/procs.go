@@ -168,6 +168,9 @@ func (p *procs) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	}
 	if spec.callTime > 0 {
 		args = append(args, "--call-seconds", strconv.FormatFloat(spec.callTime.Seconds(), 'f', -1, 64))
+		if p.cfg.CallSpread {
+			args = append(args, "--call-spread")
+		}
 	}
 	if p.cfg.Media == MediaFiles {
 		args = append(args, "--video", p.cfg.VideoFile, "--audio", p.cfg.AudioFile)

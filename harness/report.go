@@ -25,9 +25,11 @@ type Report struct {
 	Seed      uint64    `json:"seed"`
 	StartedAt time.Time `json:"started_at"`
 	// DurationSeconds is how long the scenario ran; CallSeconds how long
-	// the bots stayed in a call.
+	// the bots stayed in a call (the mean, if CallSpread: each call drawn
+	// from half to one and a half times it).
 	DurationSeconds float64 `json:"duration_seconds"`
 	CallSeconds     float64 `json:"call_seconds"`
+	CallSpread      bool    `json:"call_spread"`
 	Machine         Machine `json:"machine"`
 	// NodesLaunched counts every node started, replacements included.
 	NodesLaunched int `json:"nodes_launched"`
@@ -260,7 +262,7 @@ func (r *run) report() *Report {
 	rep := &Report{
 		Scenario: r.cfg.Scenario, Mode: r.l.mode(), Media: r.cfg.Media,
 		Nodes: r.cfg.Nodes, Relays: r.cfg.Relays, Seed: r.cfg.Seed, StartedAt: r.start.UTC(),
-		DurationSeconds: round1(wall.Seconds()), CallSeconds: r.cfg.CallTime.Seconds(),
+		DurationSeconds: round1(wall.Seconds()), CallSeconds: r.cfg.CallTime.Seconds(), CallSpread: r.cfg.CallSpread,
 		Machine: Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
 			LoadStart: r.loadStart, LoadEnd: loadAverage()},
 		NodesLaunched:       len(r.nodes),
@@ -640,8 +642,12 @@ func (rep *Report) Table() string {
 		}
 		return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (n=%d)", ms(p.P50), ms(p.P95), ms(p.P99), ms(p.Max), p.Count)
 	}
-	fmt.Fprintf(&b, "serendip harness: %s, %d nodes, %d relays, %s media, %s, %.0fs, seed %d\n",
-		rep.Scenario, rep.Nodes, rep.Relays, rep.Media, rep.Mode, rep.DurationSeconds, rep.Seed)
+	calls := fmt.Sprintf("calls of %gs", rep.CallSeconds)
+	if rep.CallSpread {
+		calls = fmt.Sprintf("calls of %g-%gs", rep.CallSeconds/2, rep.CallSeconds*3/2)
+	}
+	fmt.Fprintf(&b, "serendip harness: %s, %d nodes, %d relays, %s media, %s, %.0fs, %s, seed %d\n",
+		rep.Scenario, rep.Nodes, rep.Relays, rep.Media, rep.Mode, rep.DurationSeconds, calls, rep.Seed)
 	w("time to match", "%s", pct(rep.TimeToMatch))
 	w("time to first frame (from match)", "%s", pct(rep.TimeToFirstFrame))
 	w("setup (match to media)", "%s", pct(rep.Setup))

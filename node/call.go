@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -11,6 +12,17 @@ import (
 
 // maxHistory bounds the call records a node keeps.
 const maxHistory = 100
+
+// callLength is how long a bot stays in a call: d, or with spread a length
+// in [d/2, 3d/2) taken from the match id, so that both partners draw the
+// same one (each bot hangs up on its own; two draws would end the call at
+// the shorter).
+func callLength(d time.Duration, spread bool, id discovery.MatchID) time.Duration {
+	if !spread || d <= 1 {
+		return d
+	}
+	return d/2 + time.Duration(binary.BigEndian.Uint64(id[:8])%uint64(d))
+}
 
 // callTag protects the connection to the partner of a match in the
 // connection manager until the call ends: the signalling stream lives on
@@ -174,7 +186,7 @@ func (n *Node) onMediaState(c *call, s media.State) {
 		n.log.Info("call connected", "peer", c.peer, "setup", c.connectedAt.Sub(c.matchedAt))
 		n.hub.poke()
 		n.step(discovery.CallStarted{ID: c.id})
-		if d := n.cfg.CallTime; d > 0 {
+		if d := callLength(n.cfg.CallTime, n.cfg.CallTimeSpread, c.id); d > 0 {
 			c.hangup = time.AfterFunc(d, func() {
 				n.post(func() {
 					if n.call == c {

@@ -42,6 +42,11 @@ type Config struct {
 	Auto bool
 	// CallTime, if positive, hangs up (Next) that long after media connects.
 	CallTime time.Duration
+	// CallTimeSpread makes each call last a length in [CallTime/2,
+	// 3·CallTime/2) taken from the match id (uniform, mean CallTime; both
+	// partners take the same), as people's calls vary and the simulator's
+	// do; otherwise every call lasts CallTime.
+	CallTimeSpread bool
 	// Interests are the tags the node searches with (normalised by New).
 	Interests []string
 	// MDNS finds peers on the LAN.

@@ -32,7 +32,8 @@ func runHarness(ctx context.Context, args []string) error {
 	media := fs.String("media", string(def.Media), "what calls carry: none, data (data channel and chat) or files (the VP8/Opus clips)")
 	procs := fs.Bool("procs", false, "run each relay and node as a separate process instead of all in this one")
 	seed := fs.Uint64("seed", def.Seed, "seed of the harness's choices and (in process) of the matchers; 0 = random")
-	callSeconds := fs.Float64("call-seconds", def.CallTime.Seconds(), "how long a bot stays in a call")
+	callSeconds := fs.Float64("call-seconds", def.CallTime.Seconds(), "how long a bot stays in a call (the mean, with --call-spread)")
+	callSpread := fs.Bool("call-spread", def.CallSpread, "draw each call's length between half and one and a half times --call-seconds (false: exactly)")
 	ramp := fs.Duration("ramp", 0, "spread the nodes' launch evenly over this long (not cold-start, lonely); 0 = as fast as they start")
 	churnRate := fs.Float64("churn-rate", 0, "churn: nodes killed and replaced per second (default nodes/20)")
 	video := fs.String("video", def.VideoFile, "IVF (VP8) clip for --media files")
@@ -55,6 +56,7 @@ func runHarness(ctx context.Context, args []string) error {
 	cfg.Scenario, cfg.Media = harness.Scenario(*scenario), harness.Media(*media)
 	cfg.Procs, cfg.Seed = *procs, *seed
 	cfg.CallTime = time.Duration(*callSeconds * float64(time.Second))
+	cfg.CallSpread = *callSpread
 	cfg.ChurnRate = *churnRate
 	cfg.Ramp = *ramp
 	cfg.VideoFile, cfg.AudioFile = *video, *audio
