@@ -456,12 +456,8 @@ func (t *presenceTopics) activate() {
 // peers: at a thousand nodes, the relays' provider lookups cost too much.)
 func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic) {
 	n := t.n
-	for _, ready := range []<-chan struct{}{n.online, t.searched} {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return
-		}
+	if !t.wanted(ctx) {
+		return
 	}
 	rd := drouting.NewRoutingDiscovery(n.dht)
 	advertised := false
@@ -496,18 +492,14 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 // a shard's own. A lonely search announces on the sibling without joining
 // it (see discovery, Lonely nodes), and pubsub sends such a message only to
 // peers it knows joined that topic: without a connection to a node of the
-// sibling, the announcement reaches nobody (at 200 nodes, a third of them
+// sibling, the announcement reaches nobody (at 200 nodes, a quarter of them
 // did). The sibling's nodes we are connected to are tagged, so that the
 // connection manager trims others first; ctx ends when the node leaves
 // home.
 func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) {
 	n := t.n
-	for _, ready := range []<-chan struct{}{n.online, t.searched} {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return
-		}
+	if !t.wanted(ctx) {
+		return
 	}
 	ns := discovery.ShardTopic(n.cfg.Network, discovery.Shard{Level: home.Level, Index: home.Index ^ 1})
 	rd := drouting.NewRoutingDiscovery(n.dht)
@@ -559,6 +551,20 @@ const (
 	siblingTag      = "serendip-sibling"
 	siblingTagValue = 10
 )
+
+// wanted waits until a meet is worth making: a bootstrap peer answered (the
+// DHT knows nobody before) and the node searched (activate). It reports
+// false if ctx ended first.
+func (t *presenceTopics) wanted(ctx context.Context) bool {
+	for _, ready := range []<-chan struct{}{t.n.online, t.searched} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
 
 // meetSettle is how long meet lets the peers we are connected to tell us
 // that they joined a shard topic before it counts them.
