@@ -30,7 +30,7 @@ func runNode(ctx context.Context, args []string) error {
 	record := fs.String("record", "", "directory to record each call into (one .ivf and one .ogg per call)")
 	auto := fs.Bool("auto", false, "search at launch and again after every call (a bot)")
 	callSeconds := fs.Float64("call-seconds", 0, "hang up (next) this many seconds after a call connects; 0 = never")
-	callSpread := fs.Bool("call-spread", false, "draw each call's length between half and one and a half times --call-seconds")
+	callSpread := fs.Bool("call-spread", false, "each call lasts between half and one and a half times --call-seconds (taken from the match id: the same on both sides)")
 	interests := fs.String("interests", "", "comma-separated interest tags")
 	local := fs.Bool("local", false, "a network on this one machine: loopback only, fast timers, no mDNS")
 	reach := fs.String("reachability", "auto", "auto (AutoNAT decides), private (behind NAT: use relays at once) or public")
