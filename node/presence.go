@@ -144,19 +144,20 @@ func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery
 	if need <= 0 {
 		return true
 	}
-	return n.findAndConnect(ctx, rd, ns, need)
+	_, ok := n.findAndConnect(ctx, rd, ns, need)
+	return ok
 }
 
 // findAndConnect looks up who advertised ns and connects to need of them
-// (connectSome); it reports whether the lookup started.
-func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int) bool {
+// (connectSome); it returns those it connected to and whether the lookup
+// started.
+func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int) (connected []peer.ID, ok bool) {
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "namespace", ns, "err", err)
-		return false
+		return nil, false
 	}
-	n.connectSome(ctx, found, need)
-	return true
+	return n.connectSome(ctx, found, need), true
 }
 
 // nodePeers counts the connected peers that are Serendip nodes (they take

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
-	lpdisc "github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
@@ -533,9 +532,7 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 		delay = n.cfg.RendezvousInterval
 		if need := siblingPeers - len(known); need > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if found, err := rd.FindPeers(fctx, ns, lpdisc.Limit(rendezvousCandidates)); err != nil {
-				n.log.Debug("sibling lookup failed", "namespace", ns, "err", err)
-			} else if len(n.connectSome(fctx, found, need)) > 0 {
+			if met, _ := n.findAndConnect(fctx, rd, ns, need); len(met) > 0 {
 				delay = meetSettle // tag them once they say they joined
 			}
 			cancel()
