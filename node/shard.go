@@ -54,6 +54,9 @@ type presenceTopics struct {
 	searched     chan struct{}
 	searchedOnce sync.Once
 
+	// pubMu serializes pubTopic's opening of topics.
+	pubMu sync.Mutex
+
 	mu      sync.Mutex
 	sh      *discovery.Sharder
 	joined  map[discovery.Shard]*shardTopic
@@ -242,9 +245,11 @@ func (t *presenceTopics) republish() {
 	}
 }
 
-// targets returns the shards one announcement goes to and our level, and
-// remembers a searching announcement for republish.
-func (t *presenceTopics) targets(a discovery.Announce) ([]*pubsub.Topic, uint8) {
+// targets returns the shards one announcement goes to, with the topic of
+// each we have joined (nil for one we only publish to: pubTopic opens it),
+// and our level; it remembers a searching announcement for republish. It
+// does not wait for the pubsub, so the loop may call it.
+func (t *presenceTopics) targets(a discovery.Announce) ([]presenceTarget, uint8) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a.Searching {
@@ -252,32 +257,68 @@ func (t *presenceTopics) targets(a discovery.Announce) ([]*pubsub.Topic, uint8) 
 	} else {
 		t.lastOK = false
 	}
-	var topics []*pubsub.Topic
+	var out []presenceTarget
 	for _, s := range t.sh.Publish(a.Searching, nil) {
+		var top *pubsub.Topic
 		if st := t.joined[s]; st != nil {
-			topics = append(topics, st.topic)
-			continue
+			top = st.topic
 		}
-		// A shard we publish to without joining it (a sampled ancestor, or
-		// one we left since we announced there): pubsub sends to the peers
-		// that joined it.
-		top := t.pubOnly[s]
-		if top == nil && len(t.pubOnly) >= maxPubOnly {
-			for _, old := range t.pubOnly {
-				_ = old.Close()
-			}
-			clear(t.pubOnly)
-		}
-		if top == nil {
-			var err error
-			if top, err = t.ps.Join(discovery.ShardTopic(t.n.cfg.Network, s)); err != nil {
-				continue
-			}
-			t.pubOnly[s] = top
-		}
-		topics = append(topics, top)
+		out = append(out, presenceTarget{shard: s, topic: top})
 	}
-	return topics, t.sh.Level()
+	return out, t.sh.Level()
+}
+
+// presenceTarget is a shard an announcement goes to and, if we joined it,
+// its topic.
+type presenceTarget struct {
+	shard discovery.Shard
+	topic *pubsub.Topic
+}
+
+// pubTopic returns the topic of shard s for publishing without joining it
+// (a sampled ancestor, or one we left since we announced there): pubsub
+// sends to the peers that joined it. Opening a topic waits for the pubsub's
+// event loop, which may be busy for seconds on a loaded machine: never call
+// it from the node's loop.
+func (t *presenceTopics) pubTopic(s discovery.Shard) (*pubsub.Topic, error) {
+	t.pubMu.Lock() // one opener at a time: two would both open s
+	defer t.pubMu.Unlock()
+	t.mu.Lock()
+	if st := t.joined[s]; st != nil {
+		t.mu.Unlock()
+		return st.topic, nil
+	}
+	if top := t.pubOnly[s]; top != nil {
+		t.mu.Unlock()
+		return top, nil
+	}
+	if t.closed {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var evict []*pubsub.Topic
+	if len(t.pubOnly) >= maxPubOnly {
+		for _, old := range t.pubOnly {
+			evict = append(evict, old)
+		}
+		clear(t.pubOnly)
+	}
+	t.mu.Unlock()
+	for _, old := range evict {
+		_ = old.Close()
+	}
+	top, err := t.ps.Join(discovery.ShardTopic(t.n.cfg.Network, s))
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		_ = top.Close()
+		return nil, ErrClosed
+	}
+	t.pubOnly[s] = top
+	return top, nil
 }
 
 // home returns the topic of our home shard below the root, if joined.
