@@ -69,6 +69,9 @@
 //     relays and the harness included) divided by the number of nodes;
 //     with processes, each node process's rusage. The idle scenario
 //     measures the memory of idle nodes after a garbage collection.
+//   - Host speed: how long one Ed25519 signature takes on one core just
+//     before the run (Machine.SignMicros), so that runs on different hosts,
+//     or on one host on different days, can be compared.
 //
 // An invariant broken makes Run return ErrInvariant with the report, and
 // the serendip harness command exit non-zero, so CI can run a short

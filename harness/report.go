@@ -142,6 +142,10 @@ type Machine struct {
 	// the run began and ended (other work competing for the CPUs).
 	LoadStart float64 `json:"load_start,omitempty"`
 	LoadEnd   float64 `json:"load_end,omitempty"`
+	// SignMicros is how long one Ed25519 signature took on one core just
+	// before the run (signMicros): how fast the host is, so that figures
+	// from different hosts, or different days, can be set side by side.
+	SignMicros float64 `json:"sign_us,omitempty"`
 }
 
 // Sample is the state of every node at one moment.
@@ -264,7 +268,7 @@ func (r *run) report() *Report {
 		Nodes: r.cfg.Nodes, Relays: r.cfg.Relays, Seed: r.cfg.Seed, StartedAt: r.start.UTC(),
 		DurationSeconds: round1(wall.Seconds()), CallSeconds: r.cfg.CallTime.Seconds(), CallSpread: r.cfg.CallSpread,
 		Machine: Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
-			LoadStart: r.loadStart, LoadEnd: loadAverage()},
+			LoadStart: r.loadStart, LoadEnd: loadAverage(), SignMicros: r.signMicros},
 		NodesLaunched:       len(r.nodes),
 		CallsFailedByReason: map[string]int{},
 		Storms:              r.storms,
@@ -739,6 +743,9 @@ func (rep *Report) Table() string {
 	}
 	w("CPU", "%.1f s (%.3f s per node, %.0f%% of %d cores; machine load %.1f to %.1f)", rep.CPUSeconds, rep.CPUSecondsPerNode,
 		rep.CPUShare*100, rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
+	if rep.Machine.SignMicros > 0 {
+		w("host speed", "an Ed25519 signature in %.1f µs (before the run, one core)", rep.Machine.SignMicros)
+	}
 	w("peak RSS per node", "%s (peak %s)", bytesStr(float64(rep.RSSBytesPerNode)), bytesStr(float64(rep.PeakRSSBytes)))
 	if rep.OpenFiles > 0 {
 		warn := ""
