@@ -33,8 +33,8 @@ func (n *Node) announce(a discovery.Announce) {
 		}
 		addrs = append(addrs, a.Bytes())
 	}
-	targets, level := n.topic.targets(a)
-	if len(targets) == 0 {
+	shards, level := n.topic.targets(a)
+	if len(shards) == 0 {
 		return // the sharder still probes its level: it announces when done
 	}
 	p := a.Presence(n.seq, addrs)
@@ -47,15 +47,13 @@ func (n *Node) announce(a discovery.Announce) {
 	n.goAsync(func() {
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 		defer cancel()
-		for _, pt := range targets {
-			t := pt.topic
-			if t == nil {
-				if t, err = n.topic.pubTopic(pt.shard); err != nil {
-					if n.ctx.Err() == nil {
-						n.log.Debug("presence topic not opened", "shard", pt.shard, "err", err)
-					}
-					continue
+		for _, s := range shards {
+			t, err := n.topic.topicFor(s)
+			if err != nil {
+				if n.ctx.Err() == nil {
+					n.log.Debug("presence topic not opened", "shard", s, "err", err)
 				}
+				continue
 			}
 			n.metrics.presenceSent.Add(1)
 			if err := t.Publish(ctx, b); err != nil && n.ctx.Err() == nil {

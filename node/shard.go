@@ -54,7 +54,7 @@ type presenceTopics struct {
 	searched     chan struct{}
 	searchedOnce sync.Once
 
-	// pubMu serializes pubTopic's opening of topics.
+	// pubMu serializes topicFor's opening of topics.
 	pubMu sync.Mutex
 
 	mu      sync.Mutex
@@ -245,11 +245,10 @@ func (t *presenceTopics) republish() {
 	}
 }
 
-// targets returns the shards one announcement goes to, with the topic of
-// each we have joined (nil for one we only publish to: pubTopic opens it),
-// and our level; it remembers a searching announcement for republish. It
-// does not wait for the pubsub, so the loop may call it.
-func (t *presenceTopics) targets(a discovery.Announce) ([]presenceTarget, uint8) {
+// targets returns the shards one announcement goes to and our level, and
+// remembers a searching announcement for republish. It does not wait for
+// the pubsub, so the loop may call it; topicFor finds each shard's topic.
+func (t *presenceTopics) targets(a discovery.Announce) ([]discovery.Shard, uint8) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a.Searching {
@@ -257,41 +256,24 @@ func (t *presenceTopics) targets(a discovery.Announce) ([]presenceTarget, uint8)
 	} else {
 		t.lastOK = false
 	}
-	var out []presenceTarget
-	for _, s := range t.sh.Publish(a.Searching, nil) {
-		var top *pubsub.Topic
-		if st := t.joined[s]; st != nil {
-			top = st.topic
-		}
-		out = append(out, presenceTarget{shard: s, topic: top})
-	}
-	return out, t.sh.Level()
+	return t.sh.Publish(a.Searching, nil), t.sh.Level()
 }
 
-// presenceTarget is a shard an announcement goes to and, if we joined it,
-// its topic.
-type presenceTarget struct {
-	shard discovery.Shard
-	topic *pubsub.Topic
-}
-
-// pubTopic returns the topic of shard s for publishing without joining it
-// (a sampled ancestor, or one we left since we announced there): pubsub
-// sends to the peers that joined it. Opening a topic waits for the pubsub's
-// event loop, which may be busy for seconds on a loaded machine: never call
-// it from the node's loop.
-func (t *presenceTopics) pubTopic(s discovery.Shard) (*pubsub.Topic, error) {
-	t.pubMu.Lock() // one opener at a time: two would both open s
-	defer t.pubMu.Unlock()
-	t.mu.Lock()
-	if st := t.joined[s]; st != nil {
-		t.mu.Unlock()
-		return st.topic, nil
-	}
-	if top := t.pubOnly[s]; top != nil {
-		t.mu.Unlock()
+// topicFor returns the topic to publish on to shard s: the joined one, or
+// one opened only to publish (a sampled ancestor, or a shard we left since
+// we announced there): pubsub sends to the peers that joined it. Opening a
+// topic waits for the pubsub's event loop, which may be busy for seconds on
+// a loaded machine: never call it from the node's loop.
+func (t *presenceTopics) topicFor(s discovery.Shard) (*pubsub.Topic, error) {
+	if top := t.knownTopic(s); top != nil {
 		return top, nil
 	}
+	t.pubMu.Lock() // one opener at a time: two would both open s
+	defer t.pubMu.Unlock()
+	if top := t.knownTopic(s); top != nil {
+		return top, nil
+	}
+	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return nil, ErrClosed
@@ -319,6 +301,16 @@ func (t *presenceTopics) pubTopic(s discovery.Shard) (*pubsub.Topic, error) {
 	}
 	t.pubOnly[s] = top
 	return top, nil
+}
+
+// knownTopic is s's topic if we joined s or already opened it to publish.
+func (t *presenceTopics) knownTopic(s discovery.Shard) *pubsub.Topic {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if st := t.joined[s]; st != nil {
+		return st.topic
+	}
+	return t.pubOnly[s]
 }
 
 // home returns the topic of our home shard below the root, if joined.
