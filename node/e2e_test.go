@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 
+	"serendip/internal/hosttest"
 	"serendip/node"
 	"serendip/relay"
 )
@@ -256,11 +257,7 @@ func TestCallConnectionProtected(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.ConnectionManager(cm))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { h.Close() })
+		h := hosttest.Loopback(t, libp2p.ConnectionManager(cm))
 		n := nw.node(h, func(c *node.Config) { c.Auto = false })
 		nodes, hosts = append(nodes, n), append(hosts, h)
 	}

@@ -4,17 +4,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
+	"serendip/internal/hosttest"
 )
 
 // A loop step over slowStep is counted in Metrics.SlowSteps; quick ones are
 // not.
 func TestSlowStepsCounted(t *testing.T) {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := hosttest.Loopback(t)
 	cfg := LocalConfig()
 	cfg.Network = "slow-steps-test"
 	cfg.DataDir = t.TempDir()

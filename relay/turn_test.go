@@ -7,30 +7,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/pion/turn/v5"
 	"github.com/pion/webrtc/v4"
 
+	"serendip/internal/hosttest"
 	"serendip/media"
 )
-
-func loopbackHost(t *testing.T) host.Host {
-	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 // startTURN runs a TURN server on loopback and returns a peer that may ask
 // it for credentials.
 func startTURN(t *testing.T, mod func(*TURNConfig)) (*TURN, host.Host, host.Host) {
 	t.Helper()
-	rh := loopbackHost(t)
+	rh := hosttest.Loopback(t)
 	cfg := DefaultTURNConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TCP = true
@@ -42,7 +32,7 @@ func startTURN(t *testing.T, mod func(*TURNConfig)) (*TURN, host.Host, host.Host
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tr.Close() })
-	client := loopbackHost(t)
+	client := hosttest.Loopback(t)
 	if err := client.Connect(context.Background(), peer.AddrInfo{ID: rh.ID(), Addrs: rh.Addrs()}); err != nil {
 		t.Fatal(err)
 	}

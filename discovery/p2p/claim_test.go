@@ -5,30 +5,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"serendip/discovery"
+	"serendip/internal/hosttest"
 )
-
-func loopbackHost(t *testing.T) host.Host {
-	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
 
 // A claim to a peer we have no connection to dials it and selects the
 // protocol with the claim itself (no identify first); the next claim goes
 // over the connection the first one made.
 func TestSendClaimDials(t *testing.T) {
-	a, b := loopbackHost(t), loopbackHost(t)
+	a, b := hosttest.Loopback(t), hosttest.Loopback(t)
 	got := make(chan discovery.Claim, 2)
 	cs := ServeClaims(b, func(_ context.Context, from peer.ID, c discovery.Claim) (discovery.Reply, bool) {
 		if from != a.ID() {
@@ -64,7 +53,7 @@ func TestSendClaimDials(t *testing.T) {
 // A peer that does not take claims answers a claim over a fresh connection
 // with an error at once (the protocol selection fails), not a timeout.
 func TestSendClaimUnsupported(t *testing.T) {
-	a, b := loopbackHost(t), loopbackHost(t)
+	a, b := hosttest.Loopback(t), hosttest.Loopback(t)
 	a.Peerstore().AddAddrs(b.ID(), b.Addrs(), peerstore.TempAddrTTL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

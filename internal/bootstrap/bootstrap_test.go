@@ -6,20 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-)
 
-func newHost(t *testing.T) host.Host {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+	"serendip/internal/hosttest"
+)
 
 // TestConnectRedials: the first success is signalled, the bootstrap peer is
 // protected from trimming, and one that drops the connection is dialled
@@ -28,7 +19,7 @@ func TestConnectRedials(t *testing.T) {
 	old := checkEvery
 	checkEvery = 200 * time.Millisecond
 	t.Cleanup(func() { checkEvery = old })
-	a, b := newHost(t), newHost(t)
+	a, b := hosttest.Loopback(t), hosttest.Loopback(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	connected := make(chan struct{})
 	done := make(chan struct{})
