@@ -8,9 +8,8 @@ import (
 // signMicros measures the host's speed: how long one Ed25519 signature of
 // a presence-sized message takes on one core, the best of five short
 // batches (the least disturbed by other work). Runs on different hosts, or
-// on one host on different days, differ by this factor before any change
-// of code: a host that signs in 25 µs one day and 18 µs the day before
-// runs every node slower in proportion.
+// on one host at different times, differ by about this factor before any
+// change of code: a host that signs slower runs every node slower.
 func signMicros() float64 {
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	msg := make([]byte, 200)
