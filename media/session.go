@@ -224,7 +224,11 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	log = log.With("role", cfg.Role.String())
 
-	pc, err := e.api.NewPeerConnection(e.peerConfig())
+	pcfg, err := e.peerConfig()
+	if err != nil {
+		return nil, err
+	}
+	pc, err := e.api.NewPeerConnection(pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("media: new peer connection: %w", err)
 	}
