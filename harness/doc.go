@@ -69,9 +69,12 @@
 //     relays and the harness included) divided by the number of nodes;
 //     with processes, each node process's rusage. The idle scenario
 //     measures the memory of idle nodes after a garbage collection.
-//   - Host speed: how long one Ed25519 signature takes on one core just
-//     before the run (Machine.SignMicros), so that runs on different hosts,
-//     or on one host on different days, can be compared.
+//   - Host speed: how long one Ed25519 signature takes on one core and one
+//     round trip over loopback TCP, just before the run
+//     (Machine.SignMicros, Machine.LoopbackMicros), so that runs on
+//     different hosts, or on one host on different days, can be compared.
+//     Neither captures everything: on a day the same run took 40 % more
+//     CPU, signatures were no slower.
 //
 // An invariant broken makes Run return ErrInvariant with the report, and
 // the serendip harness command exit non-zero, so CI can run a short

@@ -190,7 +190,7 @@ func runShort(t *testing.T, sc Scenario, nodes int, d time.Duration) *Report {
 		t.Fatal(err)
 	}
 	for _, k := range []string{`"nodes"`, `"calls_completed"`, `"calls_failed"`, `"double_matches"`, `"stuck_nodes"`,
-		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`, `"slow_loop_steps"`, `"sign_us"`} {
+		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`, `"slow_loop_steps"`, `"sign_us"`, `"loopback_rtt_us"`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON report lacks %s", k)
 		}
@@ -367,16 +367,19 @@ func (f *rampLauncher) launch(ctx context.Context, spec nodeSpec) (member, error
 	return f.fakeLauncher.launch(ctx, spec)
 }
 
-// TestRamp: Config.Ramp spreads a steady launch, not a cold start.
-// The host's speed comes out as a plausible signing time: well above zero
-// (it was measured) and far below a millisecond on anything that can run
-// the harness.
-func TestSignMicros(t *testing.T) {
+// The host's speed comes out as a plausible signing time and loopback round
+// trip: well above zero (they were measured) and far below 5 ms on
+// anything that can run the harness.
+func TestHostSpeed(t *testing.T) {
 	if us := signMicros(); us < 1 || us > 5000 {
 		t.Errorf("signMicros() = %.2f µs; want between 1 and 5,000", us)
 	}
+	if us := loopbackMicros(); us < 1 || us > 5000 {
+		t.Errorf("loopbackMicros() = %.2f µs; want between 1 and 5,000", us)
+	}
 }
 
+// TestRamp: Config.Ramp spreads a steady launch, not a cold start.
 func TestRamp(t *testing.T) {
 	for _, c := range []struct {
 		sc          Scenario

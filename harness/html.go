@@ -183,7 +183,7 @@ svg .frame { fill: none; stroke: #bbb; }
 <body>
 <h1>Serendip harness: {{.R.Scenario}}</h1>
 <p class="meta">{{.R.Nodes}} nodes, {{.R.Relays}} relay(s), media {{.R.Media}}, {{.R.Mode}}, {{.R.DurationSeconds}} s, seed {{.R.Seed}},
-{{.R.Machine.CPUs}} CPUs{{if .R.Machine.SignMicros}} (an Ed25519 signature in {{printf "%.1f" .R.Machine.SignMicros}} µs){{end}}, {{.R.Machine.Go}}, started {{.R.StartedAt.Format "2006-01-02 15:04:05 UTC"}}.
+{{.R.Machine.CPUs}} CPUs{{if .R.Machine.SignMicros}} (an Ed25519 signature in {{printf "%.1f" .R.Machine.SignMicros}} µs{{if .R.Machine.LoopbackMicros}}, a loopback TCP round trip in {{printf "%.1f" .R.Machine.LoopbackMicros}} µs{{end}}){{end}}, {{.R.Machine.Go}}, started {{.R.StartedAt.Format "2006-01-02 15:04:05 UTC"}}.
 {{if .Command}}<br>Command: <code>{{.Command}}</code>{{end}}</p>
 {{if .R.Violations}}<div class="bad">Invariants broken:<ul>{{range .R.Violations}}<li>{{.}}</li>{{end}}</ul></div>
 {{else}}<div class="ok">All invariants held: no double match, no stuck node{{if eq .R.Media "files"}}, every call carried media{{end}}.</div>{{end}}

@@ -146,6 +146,10 @@ type Machine struct {
 	// before the run (signMicros): how fast the host is, so that figures
 	// from different hosts, or different days, can be set side by side.
 	SignMicros float64 `json:"sign_us,omitempty"`
+	// LoopbackMicros is one round trip over a TCP connection on 127.0.0.1
+	// just before the run (loopbackMicros): how fast the host's system
+	// calls and wake-ups are, which a signature does not show.
+	LoopbackMicros float64 `json:"loopback_rtt_us,omitempty"`
 }
 
 // Sample is the state of every node at one moment.
@@ -268,7 +272,7 @@ func (r *run) report() *Report {
 		Nodes: r.cfg.Nodes, Relays: r.cfg.Relays, Seed: r.cfg.Seed, StartedAt: r.start.UTC(),
 		DurationSeconds: round1(wall.Seconds()), CallSeconds: r.cfg.CallTime.Seconds(), CallSpread: r.cfg.CallSpread,
 		Machine: Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
-			LoadStart: r.loadStart, LoadEnd: loadAverage(), SignMicros: r.signMicros},
+			LoadStart: r.loadStart, LoadEnd: loadAverage(), SignMicros: r.signMicros, LoopbackMicros: r.loopbackMicros},
 		NodesLaunched:       len(r.nodes),
 		CallsFailedByReason: map[string]int{},
 		Storms:              r.storms,
@@ -744,7 +748,11 @@ func (rep *Report) Table() string {
 	w("CPU", "%.1f s (%.3f s per node, %.0f%% of %d cores; machine load %.1f to %.1f)", rep.CPUSeconds, rep.CPUSecondsPerNode,
 		rep.CPUShare*100, rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
 	if rep.Machine.SignMicros > 0 {
-		w("host speed", "an Ed25519 signature in %.1f µs (before the run, one core)", rep.Machine.SignMicros)
+		rtt := ""
+		if rep.Machine.LoopbackMicros > 0 {
+			rtt = fmt.Sprintf(", a loopback TCP round trip in %.1f µs", rep.Machine.LoopbackMicros)
+		}
+		w("host speed", "an Ed25519 signature in %.1f µs%s (before the run)", rep.Machine.SignMicros, rtt)
 	}
 	w("peak RSS per node", "%s (peak %s)", bytesStr(float64(rep.RSSBytesPerNode)), bytesStr(float64(rep.PeakRSSBytes)))
 	if rep.OpenFiles > 0 {

@@ -102,13 +102,13 @@ type run struct {
 	// In process: peak RSS and open files as sampled, and the files limit.
 	hwm       int64
 	loadStart float64
-	// signMicros is the host's speed before the run (signMicros).
-	signMicros float64
-	maxFiles   int
-	fileLimit  uint64
-	lastChat   time.Time
-	chatBusy   bool
-	wg         sync.WaitGroup // chat rounds
+	// signMicros and loopbackMicros are the host's speed before the run.
+	signMicros, loopbackMicros float64
+	maxFiles                   int
+	fileLimit                  uint64
+	lastChat                   time.Time
+	chatBusy                   bool
+	wg                         sync.WaitGroup // chat rounds
 }
 
 // Run starts the relays and nodes, drives them through the scenario for
@@ -221,7 +221,7 @@ func runWith(ctx context.Context, cfg Config, l launcher) (*Report, error) {
 
 func (r *run) baseline() {
 	r.loadStart = loadAverage()
-	r.signMicros = signMicros()
+	r.signMicros, r.loopbackMicros = signMicros(), loopbackMicros()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
