@@ -85,11 +85,10 @@ func oneDataCall(b *testing.B, eng *Engine) {
 			b.Fatal("no connection")
 		}
 	}
-	for time.Now(); ; {
-		if err := z.s.SendChat("hi"); err == nil {
-			break
+	for deadline := time.Now().Add(10 * time.Second); z.s.SendChat("hi") != nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("chat channel never opened")
 		}
-		time.Sleep(time.Millisecond)
 	}
 	close(stop)
 	_ = a.s.Close()

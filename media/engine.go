@@ -158,7 +158,8 @@ const certLifetime = time.Hour
 // data-only call costs both sides (BenchmarkDataCall), so the sessions of
 // an engine share one for certLifetime. A partner learns nothing from it
 // that the node's peer id, which every partner sees, does not already
-// tell: that two calls came from the same node.
+// tell: that two calls came from the same node; nor does a TURN relay
+// carrying a privacy-mode call, which sees the node's address.
 func (e *Engine) certificate() (webrtc.Certificate, error) {
 	e.certMu.Lock()
 	defer e.certMu.Unlock()
