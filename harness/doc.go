@@ -63,8 +63,10 @@
 //   - Traffic: message counts from node.Metrics, bytes by protocol from a
 //     libp2p bandwidth reporter shared by the node hosts (in process only),
 //     media as RTP payload bytes received, connections the node hosts
-//     dialled and accepted (in process only); all per node per second of
-//     node lifetime.
+//     dialled and accepted (in process only), and the connections the
+//     nodes set out to make by why (claims to peers not yet connected,
+//     meets at the rendezvous, on shards and on siblings: node.Metrics);
+//     all per node per second of node lifetime.
 //   - CPU and memory: in process, getrusage and /proc of this process (the
 //     relays and the harness included) divided by the number of nodes;
 //     with processes, each node process's rusage. The idle scenario

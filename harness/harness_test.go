@@ -190,7 +190,7 @@ func runShort(t *testing.T, sc Scenario, nodes int, d time.Duration) *Report {
 		t.Fatal(err)
 	}
 	for _, k := range []string{`"nodes"`, `"calls_completed"`, `"calls_failed"`, `"double_matches"`, `"stuck_nodes"`,
-		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`, `"slow_loop_steps"`, `"sign_us"`, `"loopback_rtt_us"`} {
+		`"time_to_match_ms":{"count"`, `"time_to_first_frame_ms":{"count"`, `"p50"`, `"p95"`, `"p99"`, `"rss_bytes_per_node"`, `"cpu_seconds"`, `"slow_loop_steps"`, `"sign_us"`, `"loopback_rtt_us"`, `"connects_by"`} {
 		if !bytes.Contains(b, []byte(k)) {
 			t.Errorf("JSON report lacks %s", k)
 		}
@@ -215,6 +215,10 @@ func TestSteady(t *testing.T) {
 	if rep.CallsCompleted == 0 || rep.TimeToMatch.Count == 0 || rep.TimeToFirstFrame.Count == 0 {
 		t.Errorf("steady: %d calls, %d matches timed, %d first frames timed; want some of each",
 			rep.CallsCompleted, rep.TimeToMatch.Count, rep.TimeToFirstFrame.Count)
+	}
+	// Eight nodes meet at the network's rendezvous: the counters see it.
+	if r := rep.Traffic.ConnectsBy["rendezvous"]; r <= 0 {
+		t.Errorf("steady: rendezvous connections per node per second %v; want some", r)
 	}
 }
 

@@ -193,6 +193,11 @@ type Traffic struct {
 	// (dialled: out) and accepted (in), per node per second (in process
 	// only); each costs a Noise handshake and an identify exchange.
 	Connections *InOut `json:"connections,omitempty"`
+	// ConnectsBy is how many connections the nodes set out to make per
+	// node per second, by why (node.Metrics): "claim" (a claim to a peer
+	// the node had no connection to), "rendezvous", "shard" and "sibling"
+	// (peers a meet connected to).
+	ConnectsBy map[string]float64 `json:"connects_by,omitempty"`
 	// SharedSignatureChecks is how many signature checks the in-process
 	// nodes took from each other instead of computing (see the package
 	// doc); a real node computes every one.
@@ -541,6 +546,10 @@ func (r *run) traffic2(rep *Report) {
 			mt.SignalsSent += t.metrics.SignalsSent
 			mt.SignalsReceived += t.metrics.SignalsReceived
 			mt.SlowSteps += t.metrics.SlowSteps
+			mt.ClaimDials += t.metrics.ClaimDials
+			mt.RendezvousConnects += t.metrics.RendezvousConnects
+			mt.ShardConnects += t.metrics.ShardConnects
+			mt.SiblingConnects += t.metrics.SiblingConnects
 		}
 		for _, rec := range t.records {
 			mediaIn += rec.BytesReceived
@@ -564,6 +573,12 @@ func (r *run) traffic2(rep *Report) {
 		tr.Messages[classPresence] = InOut{In: rate(mt.PresenceReceived), Out: rate(mt.PresenceSent)}
 		tr.Messages[classClaim] = InOut{In: rate(mt.ClaimsReceived), Out: rate(mt.ClaimsSent)}
 		tr.Messages[classSignal] = InOut{In: rate(mt.SignalsReceived), Out: rate(mt.SignalsSent)}
+		tr.ConnectsBy = map[string]float64{
+			"claim":      rate(mt.ClaimDials),
+			"rendezvous": rate(mt.RendezvousConnects),
+			"shard":      rate(mt.ShardConnects),
+			"sibling":    rate(mt.SiblingConnects),
+		}
 	}
 	// Media messages: frames and packets received (and, symmetric, sent).
 	tr.Messages["media"] = InOut{In: rate(framesIn + packetsIn), Out: rate(framesIn + packetsIn)}
@@ -726,6 +741,10 @@ func (rep *Report) Table() string {
 	}
 	if c := tr.Connections; c != nil {
 		w("connections/node/s (in / out)", "%.2f / %.2f", c.In, c.Out)
+	}
+	if b := tr.ConnectsBy; b != nil {
+		w("  set out to make, by why", "claims %.2f, rendezvous %.2f, shard meets %.2f, sibling meets %.2f",
+			b["claim"], b["rendezvous"], b["shard"], b["sibling"])
 	}
 	if n := tr.SharedSignatureChecks; n > 0 {
 		w("signature checks shared", "%d (computed once for all nodes; see the harness doc)", n)

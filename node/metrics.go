@@ -16,6 +16,16 @@ type Metrics struct {
 	// loop runs the matcher and the calls, and nothing else of the node
 	// moves while a step runs.
 	SlowSteps uint64 `json:"slow_steps"`
+	// ClaimDials counts claims sent to a peer the node had no connection
+	// to: the claim dials it first. The Connects count the peers a meet
+	// connected to: at the network's rendezvous, on the topic of a shard
+	// it joined, on its home shard's sibling (see shard.go). Each new
+	// connection costs a handshake on both sides; these say which part of
+	// the node asked for it.
+	ClaimDials         uint64 `json:"claim_dials"`
+	RendezvousConnects uint64 `json:"rendezvous_connects"`
+	ShardConnects      uint64 `json:"shard_connects"`
+	SiblingConnects    uint64 `json:"sibling_connects"`
 }
 
 type metrics struct {
@@ -23,6 +33,9 @@ type metrics struct {
 	claimsSent, claimsReceived     atomic.Uint64
 	signalsSent, signalsReceived   atomic.Uint64
 	slowSteps                      atomic.Uint64
+	claimDials                     atomic.Uint64
+	// connects by meet: rendezvous, shard, sibling
+	rendezvousConnects, shardConnects, siblingConnects atomic.Uint64
 }
 
 // Metrics returns the node's message counters.
@@ -36,5 +49,10 @@ func (n *Node) Metrics() Metrics {
 		SignalsSent:      m.signalsSent.Load(),
 		SignalsReceived:  m.signalsReceived.Load(),
 		SlowSteps:        m.slowSteps.Load(),
+
+		ClaimDials:         m.claimDials.Load(),
+		RendezvousConnects: m.rendezvousConnects.Load(),
+		ShardConnects:      m.shardConnects.Load(),
+		SiblingConnects:    m.siblingConnects.Load(),
 	}
 }

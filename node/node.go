@@ -528,6 +528,9 @@ func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
 		defer cancel()
 		n.metrics.claimsSent.Add(1)
 		connected := n.h.Network().Connectedness(peer.ID(to)) == network.Connected
+		if !connected {
+			n.metrics.claimDials.Add(1)
+		}
 		began := time.Now()
 		sent := func() { n.post(func() { n.step(discovery.ClaimSent{To: to, ID: c.ID}) }) }
 		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c, mc.ClaimTimeout+time.Second, sent)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -151,20 +152,22 @@ func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery
 	if need <= 0 {
 		return true
 	}
-	_, ok := n.findAndConnect(ctx, rd, ns, need)
+	_, ok := n.findAndConnect(ctx, rd, ns, need, &n.metrics.rendezvousConnects)
 	return ok
 }
 
 // findAndConnect looks up who advertised ns and connects to need of them
-// (connectSome); it returns those it connected to and whether the lookup
-// started.
-func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int) (connected []peer.ID, ok bool) {
+// (connectSome), adding each connection to count; it returns those it
+// connected to and whether the lookup started.
+func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int, count *atomic.Uint64) (connected []peer.ID, ok bool) {
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "namespace", ns, "err", err)
 		return nil, false
 	}
-	return n.connectSome(ctx, found, need), true
+	connected = n.connectSome(ctx, found, need)
+	count.Add(uint64(len(connected)))
+	return connected, true
 }
 
 // nodePeers counts the connected peers that are Serendip nodes (they take

@@ -512,7 +512,7 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 		peers := len(top.ListPeers())
 		if need := n.rendezvousPeers() - peers; first && need > 0 || peers == 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			n.findAndConnect(fctx, rd, ns, need)
+			n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
 			cancel()
 		}
 		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
@@ -565,7 +565,7 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 		delay = n.cfg.RendezvousInterval
 		if need := siblingPeers - len(known); need > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if met, _ := n.findAndConnect(fctx, rd, ns, need); len(met) > 0 {
+			if met, _ := n.findAndConnect(fctx, rd, ns, need, &n.metrics.siblingConnects); len(met) > 0 {
 				delay = meetSettle // tag them once they say they joined
 			}
 			cancel()
