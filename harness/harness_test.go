@@ -220,6 +220,17 @@ func TestSteady(t *testing.T) {
 	if r := rep.Traffic.ConnectsBy["rendezvous"]; r <= 0 {
 		t.Errorf("steady: rendezvous connections per node per second %v; want some", r)
 	}
+	// The timeline says how busy the machine was (8 nodes calling keep a
+	// core's hundredth busy at least).
+	busy := 0
+	for _, s := range rep.Timeline {
+		if s.CPU > 0 && s.CPU <= 1.5 {
+			busy++
+		}
+	}
+	if busy < len(rep.Timeline)/2 {
+		t.Errorf("steady: %d of %d samples with a CPU share in (0, 1.5]; want most", busy, len(rep.Timeline))
+	}
 }
 
 func TestChurn(t *testing.T) {

@@ -164,6 +164,11 @@ type Sample struct {
 	Failed    int     `json:"failed"` // matches that ended never seen in call
 	Stuck     int     `json:"stuck"`
 	Double    int     `json:"double"`
+	// CPU is the share of the machine's cores this process used since the
+	// sample before (in process only: the nodes, the relays and the
+	// harness), 1 being all of them: where a run comes apart, it shows
+	// whether the machine was full.
+	CPU float64 `json:"cpu,omitempty"`
 }
 
 type trafficSample struct {

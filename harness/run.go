@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -88,17 +89,20 @@ type run struct {
 	timeline []Sample
 	traffic  []trafficSample
 	lastTL   time.Time
-	kills    map[string]int
-	storms   []Storm
-	lonely   *LonelyResult
-	idle     *IdleMemory
-	coldAt   time.Time
-	stuck    []StuckNode
-	failLive int
-	progress *progress
-	self     selfEnd
-	chat     chatStats
-	unclosed []int // nodes whose Close did not return
+	// lastCPU is this process's CPU time at lastSample (in process).
+	lastCPU    time.Duration
+	lastSample time.Time
+	kills      map[string]int
+	storms     []Storm
+	lonely     *LonelyResult
+	idle       *IdleMemory
+	coldAt     time.Time
+	stuck      []StuckNode
+	failLive   int
+	progress   *progress
+	self       selfEnd
+	chat       chatStats
+	unclosed   []int // nodes whose Close did not return
 	// In process: peak RSS and open files as sampled, and the files limit.
 	hwm       int64
 	loadStart float64
@@ -403,6 +407,15 @@ func (r *run) sample(ctx context.Context) {
 	r.checkStuck(now)
 	s.Stuck = len(r.stuck)
 	s.Double = len(r.doubles)
+	if !r.cfg.Procs {
+		if u, ok := selfUsage(); ok {
+			if !r.lastSample.IsZero() && now.After(r.lastSample) {
+				share := float64(u.CPU-r.lastCPU) / float64(now.Sub(r.lastSample)) / float64(runtime.NumCPU())
+				s.CPU = math.Round(share*100) / 100
+			}
+			r.lastCPU, r.lastSample = u.CPU, now
+		}
+	}
 	r.timeline = append(r.timeline, s)
 	if now.Sub(r.lastTL) >= min(max(r.cfg.Duration/40, 2*time.Second), 10*time.Second) {
 		r.lastTL = now

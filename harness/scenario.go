@@ -264,17 +264,29 @@ type progress struct {
 	w    io.Writer
 	tty  bool
 	last time.Time
+	// cpu and samples: the CPU shares of the samples since the last line.
+	cpu     float64
+	samples int
 }
 
 func (p *progress) show(s Sample, n int) {
 	line := fmt.Sprintf("%6.1fs  up %d/%d  searching %d  matched %d  in call %d  calls %d  failed %d  stuck %d  double %d",
 		s.T, s.Up, n, s.Searching, s.Matched, s.InCall, s.Calls, s.Failed, s.Stuck, s.Double)
+	if s.CPU > 0 {
+		p.cpu += s.CPU
+		p.samples++
+	}
+	if p.samples > 0 {
+		line += fmt.Sprintf("  cpu %.0f%%", 100*p.cpu/float64(p.samples))
+	}
 	if p.tty {
+		p.cpu, p.samples = 0, 0
 		fmt.Fprintf(p.w, "\r%s\x1b[K", line)
 		return
 	}
 	if time.Since(p.last) >= 5*time.Second {
 		p.last = time.Now()
+		p.cpu, p.samples = 0, 0
 		fmt.Fprintln(p.w, line)
 	}
 }
