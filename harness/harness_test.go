@@ -340,11 +340,24 @@ func TestInvariantsFailTheRun(t *testing.T) {
 }
 
 func TestStartShardLevel(t *testing.T) {
-	for _, tt := range []struct{ n, target, want int }{
-		{2, 8, 0}, {15, 8, 0}, {16, 8, 1}, {200, 8, 4}, {1000, 8, 6}, {1000, 16, 5},
+	for _, tt := range []struct {
+		n, target int
+		perNode   float64
+		want      int
+	}{
+		{2, 8, 1, 0}, {15, 8, 1, 0}, {16, 8, 1, 1}, {200, 8, 1, 4}, {1000, 8, 1, 6}, {1000, 16, 1, 5},
+		{1000, 24, 1, 5}, {1000, 24, 0.125, 2}, {1000, 24, 0, 0}, {1 << 40, 2, 1, 30}, // discovery.MaxShardLevel
 	} {
-		if got := startShardLevel(tt.n, tt.target); got != tt.want {
-			t.Errorf("startShardLevel(%d, %d) = %d, want %d", tt.n, tt.target, got, tt.want)
+		if got := startShardLevel(tt.n, tt.target, tt.perNode); got != tt.want {
+			t.Errorf("startShardLevel(%d, %d, %v) = %d, want %d", tt.n, tt.target, tt.perNode, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		call time.Duration
+		want float64
+	}{{time.Second, 1}, {3 * time.Second, 1}, {7 * time.Second, 0.5}, {0, 1}} {
+		if got := presencePerNode(tt.call, 2*time.Second); got != tt.want {
+			t.Errorf("presencePerNode(%v, 2s) = %v, want %v", tt.call, got, tt.want)
 		}
 	}
 }

@@ -144,7 +144,7 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	// thousand DHT servers in one process would measure the DHT instead
 	// of Serendip. The relays are the DHT servers.
 	nc.DHTMode = dht.ModeClient
-	nc.StartShardLevel = startShardLevel(p.cfg.Nodes, nc.ShardTarget)
+	nc.StartShardLevel = startShardLevel(p.cfg.Nodes, nc.ShardTarget, presencePerNode(p.cfg.CallTime, nc.Matcher.AnnounceInterval))
 	nc.Auto = spec.auto
 	nc.CallTime = spec.callTime
 	nc.CallTimeSpread = p.cfg.CallSpread
@@ -187,23 +187,39 @@ func nodeConnLimits(nodes int, fdLimit uint64) (low, high int) {
 const nodeConnHigh = 32
 
 // startShardLevel is the presence shard level a node of a network of n
-// nodes would have saved from an earlier run: in the harness's scenarios a
-// node sends about one presence message per announce interval (a search's
-// start and end; searches are short), so a shard of 2^-level of the network
-// carries n/2^level of them, and the level that keeps that near target is
-// log2(n/target). Starting there, as the simulator's nodes do, spares a
-// network that starts all at once from announcing everything on the root
-// topic, where every node would hear every node until the sharders
-// split (at a thousand nodes, more than two cores can carry).
-func startShardLevel(n, target int) int {
+// nodes would have saved from an earlier run, each node sending perNode
+// presence messages per announce interval (presencePerNode): a shard of
+// 2^-level of the network carries n·perNode/2^level of them, and the
+// level that keeps that near target is log2(n·perNode/target). Starting
+// there, as the simulator's nodes do, spares a network that starts all at
+// once from announcing everything on the root topic, where every node
+// would hear every node until the sharders split (at a thousand nodes,
+// more than two cores can carry).
+func startShardLevel(n, target int, perNode float64) int {
 	if target <= 0 {
 		target = discovery.DefaultShardConfig(discovery.LocalConfig()).Target
 	}
+	load := float64(n) * perNode
 	l := 0
-	for n >= target<<(l+1) {
+	for l < discovery.MaxShardLevel && load >= float64(target<<(l+1)) {
 		l++
 	}
 	return l
+}
+
+// presencePerNode is about how many presence messages per announce
+// interval ai a bot sends whose calls last callTime: a search's start and
+// end (two; searches are short), once per call and about a second of
+// search and setup, at most one per interval (a bot that waits longer
+// than ai announces once per interval). With 3-s calls and ai 2 s, one; with
+// 30-s calls, an eighth: a thousand such nodes start at level 2 instead of
+// 5, and do not merge three levels as their shards turn out quiet, each
+// merge a round of meets.
+func presencePerNode(callTime, ai time.Duration) float64 {
+	if callTime <= 0 || ai <= 0 {
+		return 1
+	}
+	return min(1, 2*ai.Seconds()/(callTime.Seconds()+1))
 }
 
 func (p *inproc) traffic() (classBytes, bool) {
