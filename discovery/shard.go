@@ -188,6 +188,10 @@ func NewSharder(self PeerID, cfg ShardConfig, level int, rng *rand.Rand) (*Shard
 // Level returns the current level.
 func (s *Sharder) Level() uint8 { return s.level }
 
+// Climbed reports whether a lonely search has joined ancestors of home
+// (see Update): it announces on home's sibling too (see Publish).
+func (s *Sharder) Climbed() bool { return s.up > 0 }
+
 // Probing reports whether the sharder still probes its first level (see
 // Publish): the node should Update it soon after each Heard.
 func (s *Sharder) Probing() bool { return s.probing }

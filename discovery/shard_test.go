@@ -153,12 +153,15 @@ func TestShardLonelySibling(t *testing.T) {
 	s.Update(now, true, true)
 	home := s.Home()
 	sibling := Shard{Level: 6, Index: home.Index ^ 1}
-	if slices.Contains(s.Publish(true, nil), sibling) {
+	if slices.Contains(s.Publish(true, nil), sibling) || s.Climbed() {
 		t.Fatal("announced on the sibling before climbing")
 	}
 	s.Publish(false, nil)
 	now = now.Add(testShardConfig().LonelyWait)
 	s.Update(now, true, true)
+	if !s.Climbed() {
+		t.Error("Climbed false after the climb")
+	}
 	if slices.Contains(s.Subscriptions(nil), sibling) {
 		t.Error("joined the sibling")
 	}
@@ -169,7 +172,7 @@ func TestShardLonelySibling(t *testing.T) {
 		t.Error("withdraw did not go to the sibling")
 	}
 	s.Update(now, false, false)
-	if slices.Contains(s.Publish(true, nil), sibling) {
+	if slices.Contains(s.Publish(true, nil), sibling) || s.Climbed() {
 		t.Error("announced on the sibling after the search stopped being lonely")
 	}
 	root := newSharderWith(t, quiet(), 0)

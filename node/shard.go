@@ -31,8 +31,8 @@ import (
 // starts, ends, or turns lonely or not), joins and leaves topics,
 // and announces again on the shards just joined while searching. Each
 // joined shard below the root is met through the DHT (meet), and the home
-// shard's sibling too (meetSibling: a lonely search announces there
-// without joining it). Matches are
+// shard's sibling too once a search there climbs (meetSibling: a lonely
+// search announces there without joining it). Matches are
 // not disturbed by a change of shard: claims go over direct streams, and the
 // pool keeps the peers it knew until their presence expires.
 
@@ -49,6 +49,9 @@ type presenceTopics struct {
 	ps   *pubsub.PubSub
 	msgs chan shardMsg // what the subscriptions read, for readPresence
 	kick chan struct{}
+	// climbed is signalled at each look of follow's while a lonely search
+	// has climbed (discovery.Sharder.Climbed): meetSibling waits for it.
+	climbed chan struct{}
 	// searched is closed when the node first searches (activate): shard
 	// meets wait for it.
 	searched     chan struct{}
@@ -158,6 +161,7 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 		n: n, ps: n.ps, sh: sh, level: uint8(max(0, level)),
 		msgs:     make(chan shardMsg, 64),
 		kick:     make(chan struct{}, 1),
+		climbed:  make(chan struct{}, 1),
 		searched: make(chan struct{}),
 		joined:   map[discovery.Shard]*shardTopic{},
 		pubOnly:  map[discovery.Shard]*pubsub.Topic{},
@@ -207,6 +211,7 @@ func (t *presenceTopics) follow() {
 		want := t.sh.Subscriptions(nil)
 		wake := t.sh.NextWake()
 		level := t.sh.Level()
+		climbed := t.sh.Climbed()
 		again := changed && searching && t.lastOK
 		saved := level == t.level
 		t.level = level
@@ -217,6 +222,12 @@ func (t *presenceTopics) follow() {
 			}
 			if again {
 				n.post(func() { t.republish() })
+			}
+		}
+		if climbed {
+			select {
+			case t.climbed <- struct{}{}:
+			default:
 			}
 		}
 		if !saved {
@@ -523,13 +534,22 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 // it (see discovery, Lonely nodes), and pubsub sends such a message only to
 // peers it knows joined that topic: without a connection to a node of the
 // sibling, the announcement reaches nobody (at 200 nodes, a quarter of them
-// did). The sibling's nodes we are connected to are tagged, so that the
-// connection manager trims others first; ctx ends when the node leaves
-// home.
+// did). It starts when a search at home first climbs (until then nothing
+// goes to the sibling: at 300 nodes in calls, sibling meets were a third
+// of the connections made while their shards merged). The sibling's nodes
+// we are connected to are tagged, so that the connection manager trims
+// others first; ctx ends when the node leaves home.
 func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) {
 	n := t.n
 	if !t.wanted(ctx) {
 		return
+	}
+	for !t.climbedAt(home) {
+		select {
+		case <-t.climbed:
+		case <-ctx.Done():
+			return
+		}
 	}
 	ns := discovery.ShardTopic(n.cfg.Network, discovery.Shard{Level: home.Level, Index: home.Index ^ 1})
 	rd := drouting.NewRoutingDiscovery(n.dht)
@@ -569,6 +589,14 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 			cancel()
 		}
 	}
+}
+
+// climbedAt reports whether home is our home and a lonely search there has
+// climbed.
+func (t *presenceTopics) climbedAt(home discovery.Shard) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sh.Climbed() && t.sh.Home() == home
 }
 
 // siblingPeers is how many nodes of the sibling shard a node keeps
