@@ -143,7 +143,6 @@ type Sharder struct {
 	linger     []lingering
 
 	lonelySince time.Time // zero: not lonely
-	deafSince   time.Time // zero: hears its home shard (see Deaf)
 
 	since   time.Time // estimating at this level since
 	check   time.Time // next look at the estimate
@@ -321,37 +320,23 @@ func (s *Sharder) moveTo(l uint8, now time.Time) {
 	deeper := l > s.level
 	s.level, s.up = l, 0
 	s.resetEstimate(now)
-	s.deafSince = time.Time{}
 	if !deeper {
 		s.leave(old, now)
 	}
 	s.moved = true
 }
 
-// Deaf tells the sharder whether at now the node can hear its home shard:
-// deaf, it has no peer on the shard's topic (it is still finding them, or
-// nobody else is there). For a Window after it turns deaf the estimate
-// starts again at every call, so that a shard that is only out of reach is
-// not taken for a quiet one and merged away: at a thousand nodes starting
-// at once on one machine, nodes that could not yet reach their shards
-// merged level after level up to the root. A node still deaf after that
-// is alone in its shard: its silence counts from then on, and a Window
-// later it merges as from any silent shard (two sibling nodes that
-// split away from the others waited for each other forever).
-func (s *Sharder) Deaf(now time.Time, deaf bool) {
-	if !deaf {
-		s.deafSince = time.Time{}
-		return
-	}
+// Deaf tells the sharder that at now the node cannot hear its home shard:
+// it has no peer on the shard's topic yet (it is still finding them). The
+// estimate starts again, so that a shard that is only out of reach is not
+// taken for a quiet one and merged away: at a thousand nodes starting at
+// once on one machine, nodes that could not yet reach their shards merged
+// level after level up to the root.
+func (s *Sharder) Deaf(now time.Time) {
 	if !s.started || s.probing {
 		return
 	}
-	if s.deafSince.IsZero() {
-		s.deafSince = now
-	}
-	if now.Sub(s.deafSince) < s.cfg.Window {
-		s.resetEstimate(now)
-	}
+	s.resetEstimate(now)
 }
 
 // Update moves the sharder to now: a new epoch (a new position); at the
@@ -393,7 +378,6 @@ func (s *Sharder) Update(now time.Time, searching, lonely bool) bool {
 	}
 	if home := s.Home(); home != old {
 		changed = true
-		s.deafSince = time.Time{}
 		if home.Level <= old.Level {
 			s.leave(old, now) // a new epoch (moves made their own choice)
 		}

@@ -203,7 +203,9 @@ func (t *presenceTopics) follow() {
 		t.mu.Lock()
 		t.homePeers = peers
 		now := time.Now()
-		t.sh.Deaf(now, deaf)
+		if deaf {
+			t.sh.Deaf(now)
+		}
 		// A node that cannot hear its shard yet is not lonely there: it
 		// would climb to every ancestor in turn and announce on each (at a
 		// thousand nodes starting at once, that drowned the machine).
