@@ -73,6 +73,12 @@ type Config struct {
 	// otherwise exactly CallTime.
 	CallTime   time.Duration
 	CallSpread bool
+	// ShardTarget is the nodes' presence shard target, the presence
+	// messages a shard should carry per announce interval
+	// (node.Config.ShardTarget); zero keeps node.LocalConfig's. A node
+	// hears about that many per interval whatever the network's size, so
+	// it sets what presence costs each node.
+	ShardTarget int
 	// Ramp spreads the launch of the nodes evenly over this long (every
 	// scenario but cold-start and lonely), as people arrive over time;
 	// zero launches them as fast as they start, a few at a time.
@@ -135,6 +141,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: duration must be positive, got %v", ErrConfig, c.Duration)
 	case c.CallTime <= 0:
 		return fmt.Errorf("%w: call time must be positive, got %v", ErrConfig, c.CallTime)
+	case c.ShardTarget < 0 || c.ShardTarget == 1:
+		return fmt.Errorf("%w: shard target must be 0 (the nodes' default) or at least 2, got %d", ErrConfig, c.ShardTarget)
 	case c.Ramp < 0:
 		return fmt.Errorf("%w: ramp must not be negative, got %v", ErrConfig, c.Ramp)
 	case c.ChurnRate < 0:

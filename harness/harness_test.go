@@ -140,6 +140,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Duration = 0 },
 		func(c *Config) { c.CallTime = -time.Second },
 		func(c *Config) { c.VideoFile = "" },
+		func(c *Config) { c.ShardTarget = 1 },
+		func(c *Config) { c.ShardTarget = -4 },
 	}
 	for i, f := range bad {
 		c := DefaultConfig()
@@ -152,6 +154,11 @@ func TestConfigValidate(t *testing.T) {
 	c.Scenario, c.Nodes = Lonely, 1
 	if err := c.Validate(); err != nil {
 		t.Errorf("one lonely node: %v", err)
+	}
+	c = DefaultConfig()
+	c.ShardTarget = 2
+	if err := c.Validate(); err != nil {
+		t.Errorf("shard target 2: %v", err)
 	}
 }
 

@@ -144,6 +144,9 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	// thousand DHT servers in one process would measure the DHT instead
 	// of Serendip. The relays are the DHT servers.
 	nc.DHTMode = dht.ModeClient
+	if p.cfg.ShardTarget > 0 {
+		nc.ShardTarget = p.cfg.ShardTarget
+	}
 	nc.StartShardLevel = startShardLevel(p.cfg.Nodes, nc.ShardTarget, presencePerNode(p.cfg.CallTime, nc.Matcher.AnnounceInterval))
 	nc.Auto = spec.auto
 	nc.CallTime = spec.callTime

@@ -175,6 +175,9 @@ func (p *procs) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	if p.cfg.Media == MediaFiles {
 		args = append(args, "--video", p.cfg.VideoFile, "--audio", p.cfg.AudioFile)
 	}
+	if p.cfg.ShardTarget > 0 {
+		args = append(args, "--shard-target", strconv.Itoa(p.cfg.ShardTarget))
+	}
 	c, out, err := p.spawn(ctx, fmt.Sprintf("node-%d", spec.index), args...)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,9 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	CallSeconds     float64 `json:"call_seconds"`
 	CallSpread      bool    `json:"call_spread"`
-	Machine         Machine `json:"machine"`
+	// ShardTarget is Config.ShardTarget (0: the nodes' default).
+	ShardTarget int     `json:"shard_target,omitempty"`
+	Machine     Machine `json:"machine"`
 	// NodesLaunched counts every node started, replacements included.
 	NodesLaunched int `json:"nodes_launched"`
 	// Kills counts churn's kills by the victim's state.
@@ -281,6 +283,7 @@ func (r *run) report() *Report {
 		Scenario: r.cfg.Scenario, Mode: r.l.mode(), Media: r.cfg.Media,
 		Nodes: r.cfg.Nodes, Relays: r.cfg.Relays, Seed: r.cfg.Seed, StartedAt: r.start.UTC(),
 		DurationSeconds: round1(wall.Seconds()), CallSeconds: r.cfg.CallTime.Seconds(), CallSpread: r.cfg.CallSpread,
+		ShardTarget: r.cfg.ShardTarget,
 		Machine: Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH, Go: runtime.Version(),
 			LoadStart: r.loadStart, LoadEnd: loadAverage(), SignMicros: r.signMicros, LoopbackMicros: r.loopbackMicros},
 		NodesLaunched:       len(r.nodes),
@@ -673,6 +676,9 @@ func (rep *Report) Table() string {
 	calls := fmt.Sprintf("calls of %gs", rep.CallSeconds)
 	if rep.CallSpread {
 		calls = fmt.Sprintf("calls of %g-%gs", rep.CallSeconds/2, rep.CallSeconds*3/2)
+	}
+	if rep.ShardTarget > 0 {
+		calls += fmt.Sprintf(", shard target %d", rep.ShardTarget)
 	}
 	fmt.Fprintf(&b, "serendip harness: %s, %d nodes, %d relays, %s media, %s, %.0fs, %s, seed %d\n",
 		rep.Scenario, rep.Nodes, rep.Relays, rep.Media, rep.Mode, rep.DurationSeconds, calls, rep.Seed)

@@ -45,6 +45,7 @@ func runHarness(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "level for --log: debug, info, warn or error")
 	logDir := fs.String("log-dir", "", "with --procs, keep each child's log in this directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file")
+	shardTarget := fs.Int("shard-target", 0, "presence messages a shard should carry per announce interval, which each node hears (0: the nodes' default, 24)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func runHarness(ctx context.Context, args []string) error {
 	cfg.CallSpread = *callSpread
 	cfg.ChurnRate = *churnRate
 	cfg.Ramp = *ramp
+	cfg.ShardTarget = *shardTarget
 	cfg.VideoFile, cfg.AudioFile = *video, *audio
 	cfg.SampleInterval = *sample
 	cfg.LogDir = *logDir

@@ -37,6 +37,7 @@ func runNode(ctx context.Context, args []string) error {
 	private := fs.Bool("private", false, "privacy mode: media only through the relays' TURN servers, so a stranger never learns your IP address")
 	mdns := fs.Bool("mdns", true, "find peers on the LAN with mDNS (off with --local)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	shardTarget := fs.Int("shard-target", 0, "presence messages a shard should carry per announce interval, which the node hears (0: the default, 16; with --local, 24)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -79,6 +80,9 @@ func runNode(ctx context.Context, args []string) error {
 	cfg.CallTime = time.Duration(*callSeconds * float64(time.Second))
 	cfg.CallTimeSpread = *callSpread
 	cfg.Interests = strings.Split(*interests, ",")
+	if *shardTarget != 0 {
+		cfg.ShardTarget = *shardTarget
+	}
 	cfg.Logger = log
 	if err := cfg.Validate(); err != nil {
 		return err
