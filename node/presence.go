@@ -152,22 +152,23 @@ func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery
 	if need <= 0 {
 		return true
 	}
-	_, ok := n.findAndConnect(ctx, rd, ns, need, &n.metrics.rendezvousConnects)
+	_, _, ok := n.findAndConnect(ctx, rd, ns, need, &n.metrics.rendezvousConnects)
 	return ok
 }
 
 // findAndConnect looks up who advertised ns and connects to need of them
 // (connectSome), adding each connection to count; it returns those it
-// connected to and whether the lookup started.
-func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int, count *atomic.Uint64) (connected []peer.ID, ok bool) {
+// connected to, how many others the lookup found (connected or not), and
+// whether the lookup started.
+func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int, count *atomic.Uint64) (connected []peer.ID, others int, ok bool) {
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "namespace", ns, "err", err)
-		return nil, false
+		return nil, 0, false
 	}
-	connected = n.connectSome(ctx, found, need)
+	connected, others = n.connectSome(ctx, found, need)
 	count.Add(uint64(len(connected)))
-	return connected, true
+	return connected, others, true
 }
 
 // nodePeers counts the connected peers that are Serendip nodes (they take
@@ -202,9 +203,10 @@ const (
 
 // connectSome connects to need peers found at a rendezvous that it is not
 // yet connected to, picked at random (so the first to advertise do not
-// become everyone's hub). It takes what the lookup found in rendezvousWait:
-// a lookup may run on until its deadline.
-func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) (connected []peer.ID) {
+// become everyone's hub), and counts the others found, connected or not.
+// It takes what the lookup found in rendezvousWait: a lookup may run on
+// until its deadline.
+func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) (connected []peer.ID, others int) {
 	var fresh []peer.AddrInfo
 	wait := time.NewTimer(rendezvousWait)
 	defer wait.Stop()
@@ -220,7 +222,11 @@ collect:
 		if !ok {
 			break collect // the rest of the lookup runs on and is dropped
 		}
-		if ai.ID == n.h.ID() || len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
+		if ai.ID == n.h.ID() {
+			continue
+		}
+		others++
+		if len(ai.Addrs) == 0 || n.h.Network().Connectedness(ai.ID) == network.Connected {
 			continue
 		}
 		fresh = append(fresh, ai)
@@ -228,7 +234,7 @@ collect:
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	for _, ai := range fresh {
 		if need <= 0 || ctx.Err() != nil {
-			return connected
+			return connected, others
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
 			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
@@ -238,5 +244,5 @@ collect:
 		connected = append(connected, ai.ID)
 		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
 	}
-	return connected
+	return connected, others
 }

@@ -72,6 +72,10 @@ type presenceTopics struct {
 	// homePeers: our peers on the home shard's topic when follow last
 	// looked (-1 at the root).
 	homePeers int
+	// emptySince: for each shard whose lookups at its rendezvous (meet)
+	// have found nobody else there, since when (the first such lookup).
+	emptySince map[discovery.Shard]time.Time
+	window     time.Duration // the sharder's Window
 }
 
 type shardTopic struct {
@@ -159,12 +163,14 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 	}
 	t := &presenceTopics{
 		n: n, ps: n.ps, sh: sh, level: uint8(max(0, level)),
-		msgs:     make(chan shardMsg, 64),
-		kick:     make(chan struct{}, 1),
-		climbed:  make(chan struct{}, 1),
-		searched: make(chan struct{}),
-		joined:   map[discovery.Shard]*shardTopic{},
-		pubOnly:  map[discovery.Shard]*pubsub.Topic{},
+		msgs:       make(chan shardMsg, 64),
+		kick:       make(chan struct{}, 1),
+		climbed:    make(chan struct{}, 1),
+		searched:   make(chan struct{}),
+		joined:     map[discovery.Shard]*shardTopic{},
+		emptySince: map[discovery.Shard]time.Time{},
+		window:     n.cfg.ShardConfig().Window,
+		pubOnly:    map[discovery.Shard]*pubsub.Topic{},
 	}
 	sh.Update(time.Now(), false, false)
 	if err := t.sync(sh.Subscriptions(nil)); err != nil {
@@ -199,10 +205,20 @@ func (t *presenceTopics) follow() {
 		if home := t.home(); home != nil {
 			peers = len(home.ListPeers())
 		}
-		deaf := peers == 0
 		t.mu.Lock()
-		t.homePeers = peers
 		now := time.Now()
+		// Deaf: nobody on our shard's topic yet, though its rendezvous
+		// may know some. A shard whose rendezvous has known nobody else
+		// for a Window is not out of reach but empty: its silence is
+		// real, and a lonely search there climbs (two nodes split off
+		// into sibling shards of their own waited for each other
+		// forever). Not sooner: nodes that join a shard together find
+		// nobody at first.
+		deaf := peers == 0
+		if since, ok := t.emptySince[t.sh.Home()]; ok && now.Sub(since) >= t.window {
+			deaf = false
+		}
+		t.homePeers = peers
 		if deaf {
 			t.sh.Deaf(now)
 		}
@@ -447,7 +463,7 @@ func (t *presenceTopics) join(s discovery.Shard) (*shardTopic, error) {
 		}
 	})
 	if s.Level > 0 && n.dht != nil {
-		n.goAsync(func() { t.meet(ctx, name, top) })
+		n.goAsync(func() { t.meet(ctx, s, name, top) })
 		t.mu.Lock()
 		home := t.sh.Home() == s
 		t.mu.Unlock()
@@ -464,6 +480,9 @@ func (t *presenceTopics) join(s discovery.Shard) (*shardTopic, error) {
 func (t *presenceTopics) leave(st *shardTopic) {
 	st.stop()
 	<-st.done
+	t.mu.Lock()
+	delete(t.emptySince, st.shard)
+	t.mu.Unlock()
 	st.sub.Cancel()
 	for i := 0; ; i++ {
 		if err := st.topic.Close(); err == nil {
@@ -497,7 +516,9 @@ func (t *presenceTopics) activate() {
 // shard together find nobody at the first lookup, and a node that cannot
 // hear its shard cannot match. (It does not look again merely to have more
 // peers: at a thousand nodes, the relays' provider lookups cost too much.)
-func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic) {
+// Its lookups tell follow whether anybody else is at the shard's
+// rendezvous: it takes a shard empty for a Window to be silent, not deaf.
+func (t *presenceTopics) meet(ctx context.Context, s discovery.Shard, ns string, top *pubsub.Topic) {
 	n := t.n
 	if !t.wanted(ctx) {
 		return
@@ -523,8 +544,17 @@ func (t *presenceTopics) meet(ctx context.Context, ns string, top *pubsub.Topic)
 		peers := len(top.ListPeers())
 		if need := n.rendezvousPeers() - peers; first && need > 0 || peers == 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
+			_, others, ok := n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
 			cancel()
+			if ok && ctx.Err() == nil { // (leave forgets s once ctx ends)
+				t.mu.Lock()
+				if _, known := t.emptySince[s]; others > 0 {
+					delete(t.emptySince, s)
+				} else if !known {
+					t.emptySince[s] = time.Now()
+				}
+				t.mu.Unlock()
+			}
 		}
 		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
 	}
@@ -585,7 +615,7 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 		delay = n.cfg.RendezvousInterval
 		if need := siblingPeers - len(known); need > 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if met, _ := n.findAndConnect(fctx, rd, ns, need, &n.metrics.siblingConnects); len(met) > 0 {
+			if met, _, _ := n.findAndConnect(fctx, rd, ns, need, &n.metrics.siblingConnects); len(met) > 0 {
 				delay = meetSettle // tag them once they say they joined
 			}
 			cancel()

@@ -31,6 +31,28 @@ func TestDeafSearchStaysHome(t *testing.T) {
 	}
 }
 
+// TestEmptyShardIsNotDeaf: two nodes that start at level 3 in shards of
+// their own hear nobody there, and their shards' rendezvous know nobody
+// else either: after a Window of that, the shards count as silent, not out
+// of reach, and the lonely searches climb until they meet (they used to
+// wait, deaf, forever).
+func TestEmptyShardIsNotDeaf(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts and DHT; skipped in -short")
+	}
+	nw := newNetwork(t)
+	level3 := func(c *node.Config) { c.StartShardLevel = 3 }
+	a, _ := nw.botWith(time.Hour, level3)
+	b, _ := nw.botWith(time.Hour, level3)
+	if sa, sb := state(t, a).Shard, state(t, b).Shard; sa == sb {
+		t.Skipf("both nodes hashed into shard %s: nothing keeps them apart", sa)
+	}
+	window := node.LocalConfig().ShardConfig().Window
+	waitFor(t, 3*window, "the two nodes to be in a call", func() bool {
+		return state(t, a).State == "in_call" && state(t, b).State == "in_call"
+	})
+}
+
 // TestShardMeet: nodes that start below the root find the others of their
 // shard through the DHT and hear them on the shard's topic. Ten nodes in
 // four shards, each connecting to only four others through the network's
