@@ -546,15 +546,16 @@ func (t *presenceTopics) meet(ctx context.Context, s discovery.Shard, ns string,
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, others, ok := n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
 			cancel()
-			if ok && ctx.Err() == nil { // (leave forgets s once ctx ends)
-				t.mu.Lock()
+			t.mu.Lock()
+			// Under t.mu: leave ends ctx, then forgets s under t.mu.
+			if ok && ctx.Err() == nil {
 				if _, known := t.emptySince[s]; others > 0 {
 					delete(t.emptySince, s)
 				} else if !known {
 					t.emptySince[s] = time.Now()
 				}
-				t.mu.Unlock()
 			}
+			t.mu.Unlock()
 		}
 		delay = min(max(2*delay, time.Second), n.cfg.RendezvousInterval)
 	}
