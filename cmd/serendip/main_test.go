@@ -33,6 +33,7 @@ func TestNodeBadInvocations(t *testing.T) {
 		{[]string{"--bootstrap", "not-a-multiaddr"}, "not-a-multiaddr"},
 		{[]string{"--log-level", "loud"}, "loud"},
 		{[]string{"--http", "256.0.0.1:99999"}, "--http"},
+		{[]string{"--shard-target", "1"}, "Target"},
 	}
 	for _, c := range cases {
 		err := runNode(context.Background(), append([]string{"--local"}, c.args...))
