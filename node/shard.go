@@ -32,7 +32,9 @@ import (
 // and announces again on the shards just joined while searching. Each
 // joined shard below the root is met through the DHT (meet), and the home
 // shard's sibling too once a search there climbs (meetSibling: a lonely
-// search announces there without joining it). Matches are
+// search announces there without joining it). A node in a call longer than
+// a presence lives leaves every shard topic until it searches again (it
+// has no use for presence meanwhile). Matches are
 // not disturbed by a change of shard: claims go over direct streams, and the
 // pool keeps the peers it knew until their presence expires.
 
@@ -76,6 +78,12 @@ type presenceTopics struct {
 	// have found nobody else there, since when (the first such lookup).
 	emptySince map[discovery.Shard]time.Time
 	window     time.Duration // the sharder's Window
+	// away: in a call longer than awayAfter, the node has left every
+	// shard topic (see follow). advertised: when meet last advertised
+	// each shard, so that coming back does not advertise it again.
+	away       bool
+	awayAfter  time.Duration
+	advertised map[discovery.Shard]time.Time
 }
 
 type shardTopic struct {
@@ -170,6 +178,8 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 		joined:     map[discovery.Shard]*shardTopic{},
 		emptySince: map[discovery.Shard]time.Time{},
 		window:     n.cfg.ShardConfig().Window,
+		awayAfter:  n.cfg.Matcher.PresenceTTL,
+		advertised: map[discovery.Shard]time.Time{},
 		pubOnly:    map[discovery.Shard]*pubsub.Topic{},
 	}
 	sh.Update(time.Now(), false, false)
@@ -196,10 +206,24 @@ func (t *presenceTopics) follow() {
 		case <-t.kick:
 		}
 		var st discovery.Status
-		if err := n.query(func() { st = n.m.Status() }); err != nil {
+		var inCall time.Duration // how long our call has had media (0: none)
+		if err := n.query(func() {
+			st = n.m.Status()
+			if c := n.call; c != nil && c.connected {
+				inCall = time.Since(c.connectedAt)
+			}
+		}); err != nil {
 			return
 		}
 		searching := st.State.Searching()
+		// Away: a node in a call longer than a presence lives (by then
+		// every presence it heard before has expired) leaves its shard
+		// topics until it searches again, and its sharder keeps its
+		// level meanwhile. Otherwise it would hear its shard's presence
+		// for the whole call, as a searching node does: at 300 nodes
+		// with 30-s calls, presence was four fifths of the CPU while
+		// hardly anybody searched.
+		away := !searching && inCall >= t.awayAfter
 		// Asked outside t.mu: ListPeers waits for pubsub's event loop.
 		peers := -1
 		if home := t.home(); home != nil {
@@ -219,7 +243,7 @@ func (t *presenceTopics) follow() {
 			deaf = false
 		}
 		t.homePeers = peers
-		if deaf {
+		if deaf || away {
 			t.sh.Deaf(now)
 		}
 		// A node that cannot hear its shard yet is not lonely there: it
@@ -227,6 +251,12 @@ func (t *presenceTopics) follow() {
 		// thousand nodes starting at once, that drowned the machine).
 		changed := t.sh.Update(now, searching, st.Lonely && !deaf)
 		want := t.sh.Subscriptions(nil)
+		if away {
+			want = nil
+		}
+		if away != t.away {
+			t.away, changed = away, true
+		}
 		wake := t.sh.NextWake()
 		level := t.sh.Level()
 		climbed := t.sh.Climbed()
@@ -518,15 +548,20 @@ func (t *presenceTopics) activate() {
 // peers: at a thousand nodes, the relays' provider lookups cost too much.)
 // Its lookups tell follow whether anybody else is at the shard's
 // rendezvous: it takes a shard empty for a Window to be silent, not deaf.
+// A shard joined again (back from a call) is not advertised again within
+// readvertise, nor topped up: it looks only while nobody is on the topic.
 func (t *presenceTopics) meet(ctx context.Context, s discovery.Shard, ns string, top *pubsub.Topic) {
 	n := t.n
 	if !t.wanted(ctx) {
 		return
 	}
 	rd := drouting.NewRoutingDiscovery(n.dht)
-	advertised := false
+	t.mu.Lock()
+	last, back := t.advertised[s]
+	t.mu.Unlock()
+	advertised := back && time.Since(last) < readvertise
 	delay := meetSettle
-	for first := true; ; first = false {
+	for first := !back; ; first = false {
 		if !advertised {
 			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, err := rd.Advertise(actx, ns)
@@ -534,7 +569,17 @@ func (t *presenceTopics) meet(ctx context.Context, s discovery.Shard, ns string,
 			if err != nil {
 				n.log.Debug("shard rendezvous advertise failed", "topic", ns, "err", err)
 			}
-			advertised = err == nil
+			if advertised = err == nil; advertised {
+				t.mu.Lock()
+				now := time.Now()
+				for old, at := range t.advertised {
+					if now.Sub(at) >= readvertise {
+						delete(t.advertised, old)
+					}
+				}
+				t.advertised[s] = now
+				t.mu.Unlock()
+			}
 		}
 		select {
 		case <-time.After(delay):
@@ -654,6 +699,11 @@ func (t *presenceTopics) wanted(ctx context.Context) bool {
 	}
 	return true
 }
+
+// readvertise: a shard joined again (back from a call, see follow) within
+// this long of its last advertisement is not advertised again (a record
+// lives 48 h in the DHT; relays restart).
+const readvertise = 10 * time.Minute
 
 // meetSettle is how long meet lets the peers we are connected to tell us
 // that they joined a shard topic before it counts them.

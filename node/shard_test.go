@@ -53,6 +53,34 @@ func TestEmptyShardIsNotDeaf(t *testing.T) {
 	})
 }
 
+// TestAwayInLongCall: a node in a call longer than a presence lives
+// leaves its shard topics (it has no use for presence then), and joins
+// them again when it searches. Two bots with 5-s calls and presences of
+// 2.5 s; after their call they may not meet again (RecentPartners), so
+// they search on.
+func TestAwayInLongCall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts; skipped in -short")
+	}
+	nw := newNetwork(t)
+	short := func(c *node.Config) {
+		c.Matcher.AnnounceInterval = time.Second
+		c.Matcher.PresenceTTL = 2500 * time.Millisecond
+	}
+	a, _ := nw.botWith(5*time.Second, short)
+	b, _ := nw.botWith(5*time.Second, short)
+	both := func(f func(node.State) bool) func() bool {
+		return func() bool { return f(state(t, a)) && f(state(t, b)) }
+	}
+	waitFor(t, 10*time.Second, "a call", both(func(s node.State) bool { return s.State == "in_call" }))
+	waitFor(t, 4*time.Second, "both to leave their shard topics in the call", both(func(s node.State) bool {
+		return s.State == "in_call" && s.ShardTopics == 0
+	}))
+	waitFor(t, 10*time.Second, "both to search again, on their shard topics", both(func(s node.State) bool {
+		return s.State == "searching" && s.ShardTopics > 0
+	}))
+}
+
 // TestShardMeet: nodes that start below the root find the others of their
 // shard through the DHT and hear them on the shard's topic. Ten nodes in
 // four shards, each connecting to only four others through the network's
