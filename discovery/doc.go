@@ -183,7 +183,9 @@
 //
 // With DefaultShardConfig (Target 16, AnnounceInterval 5s) a node hears
 // about 3 presence messages a second from its shard (a few hundred bytes
-// each), in a network of any size. Relays join the root (PresenceTopic) as
+// each), in a network of any size; a node in a call longer than
+// PresenceTTL leaves its shard topics until it searches again (the node
+// package does that; the sharder keeps its level meanwhile). Relays join the root (PresenceTopic) as
 // before; it carries the whole of a small network, and samples of a big one.
 //
 // # Claim protocol
