@@ -158,16 +158,20 @@ func (n *Node) rendezvousOnce(ctx context.Context, rd *drouting.RoutingDiscovery
 
 // findAndConnect looks up who advertised ns and connects to need of them
 // (connectSome), adding each connection to count; it returns those it
-// connected to, how many others the lookup found (connected or not), and
-// whether the lookup started.
+// connected to, how many others the lookup found (connected or not; -1 if
+// none and the lookup did not finish in time: on a loaded machine that
+// proves nothing about who is there), and whether the lookup started.
 func (n *Node) findAndConnect(ctx context.Context, rd *drouting.RoutingDiscovery, ns string, need int, count *atomic.Uint64) (connected []peer.ID, others int, ok bool) {
 	found, err := rd.FindPeers(ctx, ns, lpdisc.Limit(rendezvousCandidates))
 	if err != nil {
 		n.log.Debug("rendezvous lookup failed", "namespace", ns, "err", err)
-		return nil, 0, false
+		return nil, -1, false
 	}
-	connected, others = n.connectSome(ctx, found, need)
+	connected, others, finished := n.connectSome(ctx, found, need)
 	count.Add(uint64(len(connected)))
+	if others == 0 && !finished {
+		others = -1
+	}
 	return connected, others, true
 }
 
@@ -205,8 +209,8 @@ const (
 // yet connected to, picked at random (so the first to advertise do not
 // become everyone's hub), and counts the others found, connected or not.
 // It takes what the lookup found in rendezvousWait: a lookup may run on
-// until its deadline.
-func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) (connected []peer.ID, others int) {
+// until its deadline (then finished is false).
+func (n *Node) connectSome(ctx context.Context, found <-chan peer.AddrInfo, need int) (connected []peer.ID, others int, finished bool) {
 	var fresh []peer.AddrInfo
 	wait := time.NewTimer(rendezvousWait)
 	defer wait.Stop()
@@ -216,6 +220,7 @@ collect:
 		var ok bool
 		select {
 		case ai, ok = <-found:
+			finished = !ok
 		case <-wait.C:
 		case <-ctx.Done():
 		}
@@ -234,7 +239,7 @@ collect:
 	rand.Shuffle(len(fresh), func(i, j int) { fresh[i], fresh[j] = fresh[j], fresh[i] })
 	for _, ai := range fresh {
 		if need <= 0 || ctx.Err() != nil {
-			return connected, others
+			return connected, others, finished
 		}
 		if err := n.h.Connect(ctx, ai); err != nil {
 			n.log.Debug("rendezvous peer unreachable", "peer", ai.ID, "err", err)
@@ -244,5 +249,5 @@ collect:
 		connected = append(connected, ai.ID)
 		n.log.Debug("rendezvous peer connected", "peer", ai.ID)
 	}
-	return connected, others
+	return connected, others, finished
 }

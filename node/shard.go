@@ -589,14 +589,14 @@ func (t *presenceTopics) meet(ctx context.Context, s discovery.Shard, ns string,
 		peers := len(top.ListPeers())
 		if need := n.rendezvousPeers() - peers; first && need > 0 || peers == 0 {
 			fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, others, ok := n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
+			_, others, _ := n.findAndConnect(fctx, rd, ns, need, &n.metrics.shardConnects)
 			cancel()
 			t.mu.Lock()
 			// Under t.mu: leave ends ctx, then forgets s under t.mu.
-			if ok && ctx.Err() == nil {
+			if ctx.Err() == nil {
 				if _, known := t.emptySince[s]; others > 0 {
 					delete(t.emptySince, s)
-				} else if !known {
+				} else if others == 0 && !known {
 					t.emptySince[s] = time.Now()
 				}
 			}
