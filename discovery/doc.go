@@ -185,8 +185,9 @@
 // about 3 presence messages a second from its shard (a few hundred bytes
 // each), in a network of any size; a node in a call longer than
 // PresenceTTL leaves its shard topics until it searches again (the node
-// package does that; the sharder keeps its level meanwhile). Relays join the root (PresenceTopic) as
-// before; it carries the whole of a small network, and samples of a big one.
+// package does that; the sharder keeps its level meanwhile). Relays join
+// the root (PresenceTopic) as before; it carries the whole of a small
+// network, and samples of a big one.
 //
 // # Claim protocol
 //

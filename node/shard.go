@@ -77,12 +77,11 @@ type presenceTopics struct {
 	// emptySince: for each shard whose lookups at its rendezvous (meet)
 	// have found nobody else there, since when (the first such lookup).
 	emptySince map[discovery.Shard]time.Time
-	window     time.Duration // the sharder's Window
-	// away: in a call longer than awayAfter, the node has left every
-	// shard topic (see follow). advertised: when meet last advertised
-	// each shard, so that coming back does not advertise it again.
+	// away: in a call longer than a presence lives, the node has left
+	// every shard topic (see follow). advertised: when meet last
+	// advertised each shard, so that coming back does not advertise it
+	// again.
 	away       bool
-	awayAfter  time.Duration
 	advertised map[discovery.Shard]time.Time
 }
 
@@ -177,8 +176,6 @@ func (n *Node) joinPresence() (*presenceTopics, *presenceSub, error) {
 		searched:   make(chan struct{}),
 		joined:     map[discovery.Shard]*shardTopic{},
 		emptySince: map[discovery.Shard]time.Time{},
-		window:     n.cfg.ShardConfig().Window,
-		awayAfter:  n.cfg.Matcher.PresenceTTL,
 		advertised: map[discovery.Shard]time.Time{},
 		pubOnly:    map[discovery.Shard]*pubsub.Topic{},
 	}
@@ -223,7 +220,7 @@ func (t *presenceTopics) follow() {
 		// for the whole call, as a searching node does: at 300 nodes
 		// with 30-s calls, presence was four fifths of the CPU while
 		// hardly anybody searched.
-		away := !searching && inCall >= t.awayAfter
+		away := !searching && inCall >= n.cfg.Matcher.PresenceTTL
 		// Asked outside t.mu: ListPeers waits for pubsub's event loop.
 		peers := -1
 		if home := t.home(); home != nil {
@@ -239,7 +236,7 @@ func (t *presenceTopics) follow() {
 		// forever). Not sooner: nodes that join a shard together find
 		// nobody at first.
 		deaf := peers == 0
-		if since, ok := t.emptySince[t.sh.Home()]; ok && now.Sub(since) >= t.window {
+		if since, ok := t.emptySince[t.sh.Home()]; ok && now.Sub(since) >= n.cfg.ShardConfig().Window {
 			deaf = false
 		}
 		t.homePeers = peers
