@@ -72,6 +72,10 @@ type Config struct {
 	// topic (each message arrives about this many times); 0 keeps
 	// GossipSub's 6.
 	MeshDegree int
+	// NoGossip turns GossipSub's gossip off (the message ids a node sends
+	// peers outside its mesh, so that they can ask for what the mesh lost):
+	// where nothing is lost, a cost for nothing.
+	NoGossip bool
 	// Matcher and Media configure the parts.
 	Matcher discovery.Config
 	Media   media.EngineConfig
@@ -148,6 +152,12 @@ func LocalConfig() Config {
 	// 1.4-1.8 s (200 ms: 3.8 s, joining topics costs too much).
 	c.LonelyWait = 400 * time.Millisecond
 	c.MeshDegree = 3
+	// On loopback nothing is lost that gossip would recover. Without it,
+	// 100 nodes in 3-s data calls took 10 and 12 % less CPU (each run side
+	// by side with one with gossip) and 200 nodes with file media 8 % less
+	// (204 and 206 s against 222 and 224 s); time to match within the
+	// runs' spread (p50 167 and 107 ms against 166 and 208 ms).
+	c.NoGossip = true
 	return c
 }
 
@@ -346,8 +356,15 @@ func (n *Node) startNetwork() error {
 		return fmt.Errorf("node: dht: %w", err)
 	}
 	psOpts := []pubsub.Option{pubsub.WithMaxMessageSize(64 << 10)}
-	if d := n.cfg.MeshDegree; d > 0 {
-		psOpts = append(psOpts, pubsub.WithGossipSubParams(meshParams(d)))
+	if d := n.cfg.MeshDegree; d > 0 || n.cfg.NoGossip {
+		p := pubsub.DefaultGossipSubParams()
+		if d > 0 {
+			p = meshParams(d)
+		}
+		if n.cfg.NoGossip {
+			p.Dlazy, p.GossipFactor = 0, 0
+		}
+		psOpts = append(psOpts, pubsub.WithGossipSubParams(p))
 	}
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
