@@ -83,7 +83,7 @@ func New(h host.Host, cfg Config) (*Relay, error) {
 	if r.relay, err = relayv2.New(h); err != nil {
 		return fail(fmt.Errorf("relay: circuit relay: %w", err))
 	}
-	if r.dht, err = dht.New(h, dht.Mode(dht.ModeServer), dht.BootstrapPeers(cfg.Bootstrap...)); err != nil {
+	if r.dht, err = dht.New(h, append(providerOptions(), dht.Mode(dht.ModeServer), dht.BootstrapPeers(cfg.Bootstrap...))...); err != nil {
 		return fail(fmt.Errorf("relay: dht: %w", err))
 	}
 	if err := r.dht.Bootstrap(ctx); err != nil {
