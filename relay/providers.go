@@ -169,8 +169,13 @@ func (p *providerStore) Query(_ context.Context, q dsq.Query) (dsq.Results, erro
 				add(rs, i)
 			}
 		} else {
-			for _, i := range rand.Perm(n)[:p.max] {
-				add(rs, i)
+			// max distinct draws: O(max), whatever the set's size
+			drawn := make(map[int]bool, p.max)
+			for len(drawn) < p.max {
+				if i := rand.IntN(n); !drawn[i] {
+					drawn[i] = true
+					add(rs, i)
+				}
 			}
 		}
 	} else {
