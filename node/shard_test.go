@@ -1,13 +1,17 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
+	"serendip/discovery"
 	"serendip/node"
 )
 
@@ -195,4 +199,50 @@ func bothHalves(shards map[peer.ID]string) bool {
 		seen[s]++
 	}
 	return seen["1.0"] >= 2 && seen["1.1"] >= 2
+}
+
+// TestSiblingMeetBacksOff: a lonely node climbs from a shard of its own,
+// and its sibling's rendezvous lists only nodes that are not on the
+// sibling's topic (they have moved to another level since, as at 150 and
+// 300 nodes with shards at two levels). The node connects to two of them,
+// sees that they did not join, and waits before it looks again; it used to
+// look again at once and connect to all of them, one lookup after another.
+func TestSiblingMeetBacksOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts and DHT; skipped in -short")
+	}
+	nw := newNetwork(t)
+	a, _ := nw.botWith(time.Hour, func(c *node.Config) { c.StartShardLevel = 3 })
+	var level, index int
+	waitFor(t, 10*time.Second, "the node to search", func() bool { return state(t, a).State == "searching" })
+	level, index = parseShard(t, state(t, a).Shard)
+	sibling := discovery.ShardTopic(nw.name, discovery.Shard{Level: uint8(level), Index: uint32(index ^ 1)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const stale = 6
+	for range stale {
+		h := newHost(t)
+		d, err := dht.New(h, dht.Mode(dht.ModeClient), dht.BootstrapPeers(nw.relay))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		if err := h.Connect(ctx, nw.relay); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the relay in a DHT client's routing table", func() bool { return d.RoutingTable().Size() > 0 })
+		if _, err := drouting.NewRoutingDiscovery(d).Advertise(ctx, sibling); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	window := node.LocalConfig().ShardConfig().Window
+	waitFor(t, 3*window, "the lonely node to meet its sibling's rendezvous", func() bool {
+		return a.Metrics().SiblingConnects > 0
+	})
+	time.Sleep(6 * time.Second)
+	if got := a.Metrics().SiblingConnects; got > 2 {
+		t.Errorf("6 s after its first sibling meet, the node had connected to %d of the %d nodes its sibling's rendezvous lists, none on the sibling's topic; want 2 (then a wait)", got, stale)
+	}
 }
