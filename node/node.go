@@ -356,16 +356,14 @@ func (n *Node) startNetwork() error {
 		return fmt.Errorf("node: dht: %w", err)
 	}
 	psOpts := []pubsub.Option{pubsub.WithMaxMessageSize(64 << 10)}
-	if d := n.cfg.MeshDegree; d > 0 || n.cfg.NoGossip {
-		p := pubsub.DefaultGossipSubParams()
-		if d > 0 {
-			p = meshParams(d)
-		}
-		if n.cfg.NoGossip {
-			p.Dlazy, p.GossipFactor = 0, 0
-		}
-		psOpts = append(psOpts, pubsub.WithGossipSubParams(p))
+	gp := pubsub.DefaultGossipSubParams()
+	if d := n.cfg.MeshDegree; d > 0 {
+		gp = meshParams(d)
 	}
+	if n.cfg.NoGossip {
+		gp.Dlazy, gp.GossipFactor = 0, 0
+	}
+	psOpts = append(psOpts, pubsub.WithGossipSubParams(gp))
 	if n.ps, err = pubsub.NewGossipSub(n.ctx, n.h, psOpts...); err != nil {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}

@@ -634,7 +634,7 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 			n.h.ConnManager().UntagPeer(p, siblingTag)
 		}
 	}()
-	pace := siblingPace{interval: n.cfg.RendezvousInterval}
+	pace := siblingPace{interval: n.cfg.RendezvousInterval, backoff: 1}
 	delay := meetSettle
 	for {
 		select {
@@ -678,7 +678,7 @@ func (t *presenceTopics) meetSibling(ctx context.Context, home discovery.Shard) 
 // node per second, as many as claims.
 type siblingPace struct {
 	interval time.Duration // RendezvousInterval
-	backoff  int           // intervals to wait now (0: one)
+	backoff  int           // intervals to wait now, 1 to maxSiblingBackoff
 	settling bool          // the last lookup connected to somebody
 }
 
@@ -692,12 +692,12 @@ func (p *siblingPace) next(need int) (time.Duration, bool) {
 	settled := p.settling
 	p.settling = false
 	if need <= 0 {
-		p.backoff = 0
+		p.backoff = 1
 		return p.interval, false
 	}
 	if settled {
 		// Those the last lookup found are not (all) on the topic.
-		p.backoff = min(max(2*p.backoff, 2), maxSiblingBackoff)
+		p.backoff = min(2*p.backoff, maxSiblingBackoff)
 		return time.Duration(p.backoff) * p.interval, false
 	}
 	return 0, true
@@ -710,7 +710,7 @@ func (p *siblingPace) looked(met int) time.Duration {
 		p.settling = true
 		return meetSettle // see whether they joined the sibling's topic
 	}
-	return p.interval * time.Duration(max(p.backoff, 1))
+	return p.interval * time.Duration(p.backoff)
 }
 
 // climbedAt reports whether home is our home and a lonely search there has

@@ -11,7 +11,7 @@ import (
 // it.
 func TestSiblingPace(t *testing.T) {
 	const iv = 5 * time.Second
-	p := siblingPace{interval: iv}
+	p := siblingPace{interval: iv, backoff: 1}
 	check := func(step string, need int, wantLook bool, wantDelay time.Duration) {
 		t.Helper()
 		d, look := p.next(need)

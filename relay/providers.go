@@ -180,7 +180,7 @@ func (p *providerStore) Query(_ context.Context, q dsq.Query) (dsq.Results, erro
 		}
 	} else {
 		for name, rs := range p.sets {
-			if name == prefix || strings.HasPrefix(name, prefix+"/") || prefix == "/" || prefix == "" {
+			if name == prefix || strings.HasPrefix(name, prefix+"/") || prefix == "/" {
 				for i := range rs.keys {
 					add(rs, i)
 				}
