@@ -241,6 +241,49 @@ func TestShardProbe(t *testing.T) {
 	if !q.Update(t0.Add(probeTime), true, false) || q.Probing() || q.Level() != 0 || len(q.Publish(true, nil)) != 1 {
 		t.Fatalf("after silence: probing %v, level %d", q.Probing(), q.Level())
 	}
+	// Enough messages from our own level end the probe in Heard; the next
+	// Update reports it, so that a held announcement goes out then.
+	h := newSharder(t, -1)
+	h.Update(t0, true, false)
+	for i := 0; i < probeMessages; i++ {
+		h.Heard(t0.Add(time.Duration(i)*10*time.Millisecond), Shard{}, 0)
+	}
+	if !h.Update(t0.Add(50*time.Millisecond), true, false) || h.Probing() || len(h.Publish(true, nil)) != 1 {
+		t.Errorf("probe ended in Heard: Update reported no change, or probing %v", h.Probing())
+	}
+	// Four messages split between two levels do not end it: it listens
+	// on, and with no level most came from, the guess stands.
+	m := newSharder(t, -1)
+	m.Update(t0, true, false)
+	for i := 0; i < probeMessages; i++ {
+		m.Heard(t0.Add(time.Duration(i)*10*time.Millisecond), Shard{}, uint8(9*(i%2)))
+	}
+	if m.Update(t0.Add(50*time.Millisecond), true, false); !m.Probing() {
+		t.Error("four messages from two levels ended the probe")
+	}
+	if m.Update(t0.Add(3*probeTime), true, false); m.Probing() || m.Level() != 0 {
+		t.Errorf("split probe at 3·probeTime: probing %v, level %d", m.Probing(), m.Level())
+	}
+	// A few messages: from our own level they confirm the guess at
+	// probeTime; from another, we listen on, up to 3·probeTime, and
+	// go there (the level checks meanwhile do not forget them).
+	for _, tt := range []struct {
+		level uint8
+		until time.Duration
+	}{{0, probeTime}, {9, 3 * probeTime}} {
+		r := newSharder(t, -1)
+		r.Update(t0, true, false)
+		for i := 0; i < probeMessages-1; i++ {
+			r.Heard(t0.Add(time.Duration(i)*100*time.Millisecond), Shard{}, tt.level)
+		}
+		r.Update(t0.Add(probeTime), true, false)
+		if r.Probing() != (tt.until > probeTime) {
+			t.Errorf("%d messages from level %d: probing %v at probeTime", probeMessages-1, tt.level, r.Probing())
+		}
+		if !r.Update(t0.Add(tt.until), true, false) && tt.until > probeTime || r.Probing() || r.Level() != tt.level {
+			t.Errorf("%d messages from level %d: probing %v, level %d at %v", probeMessages-1, tt.level, r.Probing(), r.Level(), tt.until)
+		}
+	}
 }
 
 // TestShardDeaf: a node that cannot reach its shard (no peer on its topic)
