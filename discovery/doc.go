@@ -162,8 +162,11 @@
 //     sample of the searches below it. A message from a deeper sender counts
 //     2^(its level - ours) in the estimate (at most 8). A node that does not
 //     know its level (a first start) starts at the root and, before it
-//     publishes anything, listens (up to 3s): in a big network the samples
-//     tell it the level, and it goes there at once.
+//     publishes anything, listens: in a big network the samples tell it the
+//     level, and it goes there at once (four messages, most from one
+//     level). It publishes after a second if it heard nothing or only
+//     messages from its own level (a small network), and listens up to 3s
+//     if what it heard came from other levels but was too little to tell.
 //   - Lonely nodes. A searching node that stays Lonely for LonelyWait also
 //     joins (and announces on) the parent of its home, then 2, 4, ... levels
 //     up, down to the root: two lonely nodes in different shards meet where
