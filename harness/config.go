@@ -40,8 +40,9 @@ type Media string
 
 // The media modes.
 const (
-	// MediaNone: no tracks; the session still negotiates and connects
-	// ICE, DTLS and SCTP (the chat data channel).
+	// MediaNone: no tracks (the nodes are text bots, node.Config.TextOnly);
+	// the session still negotiates and connects ICE, DTLS and SCTP (the
+	// chat data channel).
 	MediaNone Media = "none"
 	// MediaData: like MediaNone, and every node in a call sends a chat line
 	// a second over the data channel, where the node can (node.Node's

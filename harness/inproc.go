@@ -152,6 +152,9 @@ func (p *inproc) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	nc.CallTime = spec.callTime
 	nc.CallTimeSpread = p.cfg.CallSpread
 	nc.Seed = spec.seed
+	// Without files a bot has no camera and no page: a text bot, whose
+	// calls carry no track (a person's node would forward its page's).
+	nc.TextOnly = p.cfg.Media != MediaFiles
 	if p.cfg.Media == MediaFiles {
 		nc.VideoFile, nc.AudioFile = p.cfg.VideoFile, p.cfg.AudioFile
 	}

@@ -174,6 +174,8 @@ func (p *procs) launch(ctx context.Context, spec nodeSpec) (member, error) {
 	}
 	if p.cfg.Media == MediaFiles {
 		args = append(args, "--video", p.cfg.VideoFile, "--audio", p.cfg.AudioFile)
+	} else {
+		args = append(args, "--text-only")
 	}
 	if p.cfg.ShardTarget > 0 {
 		args = append(args, "--shard-target", strconv.Itoa(p.cfg.ShardTarget))

@@ -104,7 +104,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 			se.SetInterfaceFilter(func(name string) bool { return names[name] })
 		}
 	}
-	api, err := newAPI(se)
+	api, err := newAPI(se, true)
 	if err != nil {
 		return nil, err
 	}

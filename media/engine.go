@@ -59,6 +59,11 @@ type EngineConfig struct {
 	// NATs and loss in process). The loopback filters do not apply to it, and
 	// mDNS is off (vnet has no multicast).
 	Net transport.Net
+	// TextOnly is for engines whose sessions are all TextOnly (a text bot):
+	// they get none of pion's RTP interceptors (NACK, RTCP reports, TWCC,
+	// statistics), whose timers run for every connection, track or not.
+	// Media a partner sends still arrives, without those.
+	TextOnly bool
 	// Logger receives pion's own logs (levels shifted down one step: pion's
 	// errors at Warn, its warnings and info at Debug). nil means slog.Default().
 	Logger *slog.Logger
@@ -191,6 +196,10 @@ func (e *Engine) SetRelayOnly(on bool) error {
 	return nil
 }
 
+// TextOnly reports whether the engine was built for text-only sessions
+// (EngineConfig.TextOnly: no RTP interceptors).
+func (e *Engine) TextOnly() bool { return e.cfg.TextOnly }
+
 // RelayOnly reports whether privacy mode is on.
 func (e *Engine) RelayOnly() bool { return e.relayOnly.Load() }
 
@@ -198,8 +207,9 @@ func (e *Engine) RelayOnly() bool { return e.relayOnly.Load() }
 func (e *Engine) CanRelayOnly() bool { return !e.cfg.LoopbackOnly }
 
 // NewEngine builds an Engine: a MediaEngine with VP8 and Opus only, pion's
-// default interceptors (NACK, RTCP reports, TWCC, stats) and a SettingEngine
-// with cfg's network settings and ICE timers.
+// default interceptors (NACK, RTCP reports, TWCC, stats; none when
+// cfg.TextOnly) and a SettingEngine with cfg's network settings and ICE
+// timers.
 func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -241,7 +251,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		se.DisableCloseByDTLS(true)
 	}
 
-	api, err := newAPI(se)
+	api, err := newAPI(se, !cfg.TextOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +261,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 }
 
 // newAPI builds a pion API with VP8 and Opus only, pion's default
-// interceptors and the given network settings.
-func newAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
+// interceptors (unless interceptors is false) and the given network
+// settings.
+func newAPI(se webrtc.SettingEngine, interceptors bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	videoFeedback := []webrtc.RTCPFeedback{
 		{Type: webrtc.TypeRTCPFBGoogREMB},
@@ -278,8 +289,10 @@ func newAPI(se webrtc.SettingEngine) (*webrtc.API, error) {
 		return nil, fmt.Errorf("media: register Opus: %w", err)
 	}
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		return nil, fmt.Errorf("media: register interceptors: %w", err)
+	if interceptors {
+		if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+			return nil, fmt.Errorf("media: register interceptors: %w", err)
+		}
 	}
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(m),

@@ -99,6 +99,12 @@ type SessionConfig struct {
 
 	// Logger gets the session's logs; nil means slog.Default().
 	Logger *slog.Logger
+
+	// TextOnly makes the chat channel the call's only channel from this
+	// side: no video or audio track, sent or offered to receive (the
+	// sources, files and forwarded tracks above must be unset). A partner's
+	// offer of media is still answered receive-only.
+	TextOnly bool
 }
 
 // Validate reports whether c is complete and consistent. It does not open the
@@ -109,6 +115,8 @@ func (c SessionConfig) Validate() error {
 		return fmt.Errorf("%w: role %v", ErrBadConfig, c.Role)
 	case c.Send == nil:
 		return fmt.Errorf("%w: no Send", ErrBadConfig)
+	case c.TextOnly && (c.VideoFile != "" || c.AudioFile != "" || c.VideoSource != nil || c.AudioSource != nil || c.VideoRTP != nil || c.AudioRTP != nil):
+		return fmt.Errorf("%w: TextOnly with a video or audio source", ErrBadConfig)
 	case c.RecordDir != "" && c.RecordName == "":
 		return fmt.Errorf("%w: RecordDir without RecordName", ErrBadConfig)
 	case c.RecordDir != "" && (c.RecordName == "." || c.RecordName == ".." ||
@@ -269,6 +277,9 @@ func (e *Engine) NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	var senders []rtcpReader
 	var starters []starter
+	if cfg.TextOnly {
+		locals = nil
+	}
 	for _, l := range locals {
 		if l.src == nil && l.rtp != nil {
 			sender, err := pc.AddTrack(l.rtp)

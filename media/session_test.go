@@ -170,6 +170,47 @@ func TestDataOnly(t *testing.T) {
 	checkNoLeaks(t, a.s, b.s)
 }
 
+// TestTextOnly: text-only sides offer no track, so the call's SDP has the
+// data channel alone and chat works; a text-only answerer still receives
+// what a partner with files offers to send; a text-only session with a
+// source is refused.
+func TestTextOnly(t *testing.T) {
+	eng := newTestEngine(t, func(c *EngineConfig) { c.TextOnly = true })
+	a, b := startCall(t, eng, eng, SessionConfig{TextOnly: true}, SessionConfig{TextOnly: true})
+	a.waitState(t, StateConnected, 10*time.Second)
+	b.waitState(t, StateConnected, 10*time.Second)
+	for _, p := range []*peer{a, b} {
+		sdp := p.s.pc.LocalDescription().SDP
+		if strings.Contains(sdp, "m=video") || strings.Contains(sdp, "m=audio") || !strings.Contains(sdp, "m=application") {
+			t.Fatalf("%s: text-only SDP:\n%s", p.name, sdp)
+		}
+	}
+	chatUntilOpen(t, b, "just text")
+	expectChat(t, a, "just text")
+	a.shutdown()
+	b.shutdown()
+	checkNoLeaks(t, a.s, b.s)
+
+	files := newTestEngine(t, nil)
+	a, b = startCall(t, files, eng, SessionConfig{VideoFile: clipIVF, AudioFile: clipOgg}, SessionConfig{TextOnly: true})
+	b.waitState(t, StateConnected, 10*time.Second)
+	waitFor(t, 10*time.Second, "media at the text-only side", func() bool {
+		st := b.s.Stats()
+		return st.VideoFramesReceived > 5 && st.AudioPacketsReceived > 5
+	})
+	if st := a.s.Stats(); st.BytesReceived != 0 {
+		t.Fatalf("the side with files received media from a text-only one: %+v", st)
+	}
+	a.shutdown()
+	b.shutdown()
+	checkNoLeaks(t, a.s, b.s)
+
+	_, err := eng.NewSession(SessionConfig{Role: Offerer, Send: func(Signal) error { return nil }, TextOnly: true, VideoFile: clipIVF})
+	if !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("TextOnly with a video file: %v, want ErrBadConfig", err)
+	}
+}
+
 // TestOneWayMedia: only the answerer has files; the offerer, with none, still
 // sees and hears it.
 func TestOneWayMedia(t *testing.T) {

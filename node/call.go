@@ -116,6 +116,7 @@ func (n *Node) startCall(p peer.ID, id discovery.MatchID, offerer bool) {
 		OnChat:     func(text string) { n.post(func() { n.onChat(c, text) }) },
 		OnMessage:  func(m media.Message) { n.post(func() { n.onPeerMessage(c, m) }) },
 		Logger:     n.log.With("match", id.String()),
+		TextOnly:   n.cfg.TextOnly,
 	}
 	ready, err := n.callMedia(c, &scfg)
 	var sess *media.Session

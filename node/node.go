@@ -36,6 +36,11 @@ type Config struct {
 	// VideoFile (IVF, VP8) and AudioFile (Ogg, Opus) are looped as camera and
 	// microphone; empty sends no such track.
 	VideoFile, AudioFile string
+	// TextOnly makes the node a text bot: its calls carry the chat channel
+	// only (no camera, no page's media, so no browser bridge), which spares
+	// it the tracks' and pion's per-call machinery. A partner's media still
+	// arrives (and may be recorded).
+	TextOnly bool
 	// RecordDir, if set, receives one IVF and one Ogg file per call.
 	RecordDir string
 	// Auto searches at launch and again after every call (a bot).
@@ -184,6 +189,9 @@ func (c Config) Validate() error {
 	if err := c.ShardConfig().Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
+	if c.TextOnly && (c.VideoFile != "" || c.AudioFile != "" || c.Mirror) {
+		return errors.New("node: a text-only node sends no media: no media files, no mirror")
+	}
 	if c.Mirror && (c.VideoFile != "" || c.AudioFile != "") {
 		return errors.New("node: a mirror sends back what it gets; it takes no media files")
 	}
@@ -216,7 +224,7 @@ type Node struct {
 	mdns   mdns.Service
 	engine *media.Engine
 	blocks *blocklist
-	bridge *media.Bridge   // the page's media; nil with media files or Mirror
+	bridge *media.Bridge   // the page's media; nil with media files, Mirror or TextOnly
 	hub    *hub            // events for the page
 	online <-chan struct{} // closed once a bootstrap peer answered (startNetwork)
 
@@ -279,6 +287,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	if cfg.Media.Logger == nil {
 		cfg.Media.Logger = log.With("part", "media")
 	}
+	cfg.Media.TextOnly = cfg.Media.TextOnly || cfg.TextOnly
 	n := &Node{turn: turnCreds{byPeer: make(map[peer.ID]media.TURNCredentials)}}
 	if cfg.Media.ICEServersFunc == nil {
 		cfg.Media.ICEServersFunc = n.iceServers
@@ -298,7 +307,7 @@ func New(h host.Host, cfg Config) (*Node, error) {
 	n.inbox = make(chan func(), 256)
 	n.replies = make(map[replyKey]chan discovery.Reply)
 	n.hub, n.interests = newHub(), cfg.Interests
-	if cfg.VideoFile == "" && cfg.AudioFile == "" && !cfg.Mirror {
+	if cfg.VideoFile == "" && cfg.AudioFile == "" && !cfg.Mirror && !cfg.TextOnly {
 		n.bridge, err = media.NewBridge(media.BridgeConfig{
 			LoopbackOnly: cfg.BridgeLoopbackOnly,
 			Logger:       log.With("part", "bridge"),

@@ -27,6 +27,7 @@ func runNode(ctx context.Context, args []string) error {
 	httpAddr := fs.String("http", "127.0.0.1:7373", "address of the local web UI and JSON API")
 	video := fs.String("video", "", "IVF (VP8) file looped as the camera")
 	audio := fs.String("audio", "", "Ogg (Opus) file looped as the microphone")
+	textOnly := fs.Bool("text-only", false, "calls carry text chat only: no camera, no media from the page (a text bot)")
 	record := fs.String("record", "", "directory to record each call into (one .ivf and one .ogg per call)")
 	auto := fs.Bool("auto", false, "search at launch and again after every call (a bot)")
 	callSeconds := fs.Float64("call-seconds", 0, "hang up (next) this many seconds after a call connects; 0 = never")
@@ -76,6 +77,7 @@ func runNode(ctx context.Context, args []string) error {
 	cfg.Network = *network
 	cfg.DataDir = *dataDir
 	cfg.VideoFile, cfg.AudioFile, cfg.RecordDir = *video, *audio, *record
+	cfg.TextOnly = *textOnly
 	cfg.Auto = *auto
 	cfg.CallTime = time.Duration(*callSeconds * float64(time.Second))
 	cfg.CallTimeSpread = *callSpread
