@@ -12,8 +12,16 @@ import (
 // two sessions on loopback, offer and answer, ICE, DTLS, SCTP, the chat
 // channel open, then Close. cpu-ms/call is this process's user and system
 // CPU per call (getrusage), the figure the harness's budget is made of.
-func BenchmarkDataCall(b *testing.B) {
+func BenchmarkDataCall(b *testing.B) { benchDataCall(b, false) }
+
+// BenchmarkTextCall is BenchmarkDataCall between text-only sessions on a
+// text-only engine (EngineConfig.TextOnly: no track, no interceptor), as
+// the harness's --media data and none nodes make them.
+func BenchmarkTextCall(b *testing.B) { benchDataCall(b, true) }
+
+func benchDataCall(b *testing.B, textOnly bool) {
 	cfg := LoopbackEngineConfig()
+	cfg.TextOnly = textOnly
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng, err := NewEngine(cfg)
 	if err != nil {
@@ -27,13 +35,13 @@ func BenchmarkDataCall(b *testing.B) {
 	start := cpu()
 	b.ResetTimer()
 	for range b.N {
-		oneDataCall(b, eng)
+		oneDataCall(b, eng, textOnly)
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(cpu()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/call")
 }
 
-func oneDataCall(b *testing.B, eng *Engine) {
+func oneDataCall(b *testing.B, eng *Engine, textOnly bool) {
 	type side struct {
 		s     *Session
 		inbox chan Signal
@@ -43,8 +51,9 @@ func oneDataCall(b *testing.B, eng *Engine) {
 	a, z := mk(), mk()
 	cfgFor := func(me, other *side, role Role) SessionConfig {
 		return SessionConfig{
-			Role: role,
-			Send: func(sig Signal) error { other.inbox <- sig; return nil },
+			Role:     role,
+			TextOnly: textOnly,
+			Send:     func(sig Signal) error { other.inbox <- sig; return nil },
 			OnState: func(st State) {
 				if st == StateConnected {
 					select {
