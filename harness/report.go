@@ -30,7 +30,8 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	CallSeconds     float64 `json:"call_seconds"`
 	CallSpread      bool    `json:"call_spread"`
-	// ShardTarget is Config.ShardTarget (0: the nodes' default).
+	// ShardTarget is the nodes' presence shard target (Config.ShardTarget,
+	// or DefaultShardTarget).
 	ShardTarget int     `json:"shard_target,omitempty"`
 	Machine     Machine `json:"machine"`
 	// NodesLaunched counts every node started, replacements included.

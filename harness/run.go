@@ -134,6 +134,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Network == "" {
 		cfg.Network = fmt.Sprintf("harness-%d-%d", cfg.Seed, time.Now().UnixNano())
 	}
+	if cfg.ShardTarget == 0 {
+		cfg.ShardTarget = DefaultShardTarget(cfg.Nodes)
+	}
 	if cfg.Procs {
 		p, err := newProcs(cfg)
 		if err != nil {
