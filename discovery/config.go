@@ -11,7 +11,9 @@ import (
 type Config struct {
 	// ClaimTimeout: how long an outgoing claim may wait for its reply before
 	// it counts as failed. Also how long a node that got RefuseCrossing waits
-	// for the winning claim before claiming anyone else.
+	// for the winning claim before claiming anyone else. Measured round
+	// trips stretch it, and ClaimJitter and PairWait (see the package doc,
+	// Round trips).
 	ClaimTimeout time.Duration
 	// ConnectTimeout: how much longer a claim may take before it is sent
 	// (ClaimSent): the node may first have to connect to its target. Once

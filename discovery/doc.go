@@ -102,6 +102,25 @@
 // expired entries are pruned lazily, when the earliest expiry passes), so a
 // node may ask for it after every Step.
 //
+// # Round trips
+//
+// The claim protocol's timers are set for a round trip the Config assumes
+// (a fraction of ClaimTimeout, about one ClaimJitter). Where replies take
+// longer (a slow link; a machine so loaded that every message waits), a
+// claim that times out while its target accepts wastes both searches, and
+// a PairWait shorter than a round trip makes both of a pair claim. So the
+// matcher measures its claims' round trips (send to reply, any verdict,
+// late replies to claims given up included) and keeps the quarter-quantile
+// of the latest eight, once it has four: a held reply is late by up to
+// HoldTimeout, and this estimate moves only when nearly every reply is
+// slow. From it, a claim waits max(ClaimTimeout, HoldTimeout + 2 round
+// trips), at most 4·ClaimTimeout (MaxClaimWait); the settling delay is at
+// least half a round trip and PairWait at least that and a round trip.
+// HoldTimeout stays: a hold that grew with the round trips would lengthen
+// the replies it delays. Where round trips are as the Config assumes,
+// every timer keeps its configured value. Status.RoundTrip is the
+// estimate, Status.ClaimDeadline the outstanding claim's deadline.
+//
 // # Presence message
 //
 // The payload of one GossipSub message on a presence shard topic (see

@@ -57,6 +57,13 @@ type Status struct {
 	// NextWake is when the caller should Step(…, Tick{}) next; zero means no
 	// timer is needed. It is always after the latest Step's now.
 	NextWake time.Time
+	// ClaimDeadline (StateClaiming) is when our claim fails if no reply
+	// has come: ClaimTimeout (and ConnectTimeout) after it went out, or
+	// more on a slow network (see RoundTrip).
+	ClaimDeadline time.Time
+	// RoundTrip is the claim round trip the claim timers follow (see the
+	// package doc, Round trips); zero until enough claims were answered.
+	RoundTrip time.Duration
 }
 
 // Matcher pairs this node with one peer at a time. It is a pure state
@@ -116,6 +123,10 @@ type Matcher struct {
 
 	abandoned [8]sentClaim // ring of claims given up without an answer
 	abandonAt int
+
+	// Round trips of our claims (see rtt.go).
+	rtt       rttSamples
+	claimSent time.Time // when the outstanding claim went out
 }
 
 type waiter struct {
@@ -127,6 +138,7 @@ type waiter struct {
 type sentClaim struct {
 	to PeerID
 	id MatchID
+	at time.Time // when it was sent
 }
 
 // maxBlockedBy bounds the set of peers that refused us with RefuseBlocked.
@@ -184,7 +196,8 @@ func (m *Matcher) Step(now time.Time, ev Event) []Action {
 		}
 	case ClaimSent:
 		if m.state == StateClaiming && e.To == m.target && e.ID == m.claim.ID {
-			if d := m.now.Add(m.cfg.ClaimTimeout); d.Before(m.claimDeadline) {
+			m.claimSent = m.now // the round trip counts from here
+			if d := m.now.Add(m.claimTimeout()); d.Before(m.claimDeadline) {
 				m.claimDeadline = d
 			}
 		}
@@ -205,10 +218,10 @@ func (m *Matcher) Step(now time.Time, ev Event) []Action {
 
 // Status returns a snapshot as of the latest Step.
 func (m *Matcher) Status() Status {
-	s := Status{State: m.state, NextWake: m.nextWake(), PoolSize: m.poolSize()}
+	s := Status{State: m.state, NextWake: m.nextWake(), PoolSize: m.poolSize(), RoundTrip: m.rtt.estimate()}
 	switch m.state {
 	case StateClaiming:
-		s.Partner, s.MatchID = m.target, m.claim.ID
+		s.Partner, s.MatchID, s.ClaimDeadline = m.target, m.claim.ID, m.claimDeadline
 	case StateMatched:
 		s.Partner, s.MatchID, s.Offerer, s.InCall = m.partner, m.matchID, m.offerer, m.inCall
 	}
@@ -344,7 +357,7 @@ func (m *Matcher) onPresence(e PresenceSeen) {
 // our last announcement (a node just online, or one that left its shard
 // for an ancestor), and pairing needs each to know the other.
 func (m *Matcher) newCandidate(wasLonely bool) {
-	gap := max(m.cfg.ClaimJitter, m.cfg.AnnounceInterval/10)
+	gap := max(m.jitter(), m.cfg.AnnounceInterval/10)
 	if wasLonely && !m.now.Before(m.nextAnn.Add(gap-m.cfg.AnnounceInterval)) {
 		m.announce(true)
 	}
@@ -432,6 +445,7 @@ func (m *Matcher) onClaimWhileClaiming(from PeerID, c Claim) {
 
 func (m *Matcher) onReply(from PeerID, r Reply) {
 	if m.state == StateClaiming && from == m.target && r.ID == m.claim.ID {
+		m.rtt.add(m.now.Sub(m.claimSent))
 		switch r.Verdict {
 		case Accept:
 			m.enterMatch(m.target, m.claim.ID, true)
@@ -439,7 +453,7 @@ func (m *Matcher) onReply(from PeerID, r Reply) {
 			p := m.target
 			m.claimFailed()
 			if m.state == StateSearching {
-				m.crossPeer, m.crossUntil = p, m.now.Add(m.cfg.ClaimTimeout)
+				m.crossPeer, m.crossUntil = p, m.now.Add(m.claimTimeout())
 			}
 		case RefuseBlocked:
 			if m.blockedBy == nil {
@@ -456,16 +470,19 @@ func (m *Matcher) onReply(from PeerID, r Reply) {
 		}
 		return
 	}
-	if r.Verdict != Accept {
-		return
-	}
 	if m.state == StateMatched && m.offerer && from == m.partner && r.ID == m.matchID {
 		return // duplicate
 	}
 	for i, a := range m.abandoned {
 		if a.to == from && a.id == r.ID && a.to != "" {
-			m.abandoned[i] = sentClaim{}
-			m.emit(EndCall{Peer: from, ID: r.ID, Reason: ReasonAbandoned})
+			if !a.at.IsZero() { // a late answer still tells how long answers take
+				m.rtt.add(m.now.Sub(a.at))
+				m.abandoned[i].at = time.Time{}
+			}
+			if r.Verdict == Accept {
+				m.abandoned[i] = sentClaim{}
+				m.emit(EndCall{Peer: from, ID: r.ID, Reason: ReasonAbandoned})
+			}
 			return
 		}
 	}
@@ -573,7 +590,7 @@ func (m *Matcher) claimFailed() {
 // abandon remembers our outstanding claim, so that an Accept arriving after we
 // gave up is answered with EndCall{ReasonAbandoned}.
 func (m *Matcher) abandon() {
-	m.abandoned[m.abandonAt] = sentClaim{to: m.target, id: m.claim.ID}
+	m.abandoned[m.abandonAt] = sentClaim{to: m.target, id: m.claim.ID, at: m.claimSent}
 	m.abandonAt = (m.abandonAt + 1) % len(m.abandoned)
 }
 
@@ -646,7 +663,7 @@ func (m *Matcher) advance() {
 			return
 		}
 		m.decideAt = now.Add(m.settle())
-		m.decideCap = now.Add(2 * m.cfg.ClaimJitter)
+		m.decideCap = now.Add(2 * m.jitter())
 	}
 	if now.Before(m.decideAt) {
 		return
@@ -655,9 +672,10 @@ func (m *Matcher) advance() {
 	m.decide()
 }
 
-// settle draws the delay before a pairing decision: [ClaimJitter/2, ClaimJitter).
+// settle draws the delay before a pairing decision: [ClaimJitter/2,
+// ClaimJitter), ClaimJitter as the round trips measured make it (jitter).
 func (m *Matcher) settle() time.Duration {
-	j := m.cfg.ClaimJitter
+	j := m.jitter()
 	if j <= 1 {
 		return j
 	}
@@ -723,13 +741,13 @@ func (m *Matcher) decide() {
 			return
 		}
 		// Wait for a claim from another orphan; then claim one at random.
-		m.passive, m.passiveUntil = "", m.now.Add(m.cfg.PairWait)
+		m.passive, m.passiveUntil = "", m.now.Add(m.pairWait())
 	case lower && !m.waitsFor(partner):
 		m.sendClaim(partner.peer)
-	case m.cfg.PairWait <= 0:
+	case m.pairWait() <= 0:
 		m.sendClaim(partner.peer)
 	default:
-		m.passive, m.passiveUntil = partner.peer, m.now.Add(m.cfg.PairWait)
+		m.passive, m.passiveUntil = partner.peer, m.now.Add(m.pairWait())
 	}
 }
 
@@ -828,7 +846,8 @@ func (m *Matcher) sendClaim(p PeerID) {
 	binary.BigEndian.PutUint64(id[8:], m.rng.Uint64())
 	c := Claim{ID: id, Ticket: m.rng.Uint64()}
 	m.setState(StateClaiming)
-	m.target, m.claim, m.claimDeadline = p, c, m.now.Add(m.cfg.ClaimTimeout+m.cfg.ConnectTimeout)
+	m.target, m.claim, m.claimDeadline = p, c, m.now.Add(m.claimTimeout()+m.cfg.ConnectTimeout)
+	m.claimSent = m.now
 	m.emit(SendClaim{To: p, Claim: c})
 }
 

@@ -543,12 +543,19 @@ func (n *Node) apply(a discovery.Action) {
 	}
 }
 
+// sendClaim sends the matcher's claim on its own goroutine. Loop only.
 func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
 	mc := n.cfg.Matcher
+	// The claim's deadline: ClaimTimeout, or longer where the matcher
+	// measured slow round trips (discovery's package doc, Round trips).
+	wait := mc.ConnectTimeout + mc.ClaimTimeout
+	if d := time.Until(n.m.Status().ClaimDeadline); d > wait {
+		wait = d
+	}
 	n.goAsync(func() {
 		// A little longer than the matcher's own timeouts, so that a late
 		// accept still arrives and the matcher can call the match off.
-		ctx, cancel := context.WithTimeout(n.ctx, mc.ConnectTimeout+mc.ClaimTimeout+time.Second)
+		ctx, cancel := context.WithTimeout(n.ctx, wait+time.Second)
 		defer cancel()
 		n.metrics.claimsSent.Add(1)
 		connected := n.h.Network().Connectedness(peer.ID(to)) == network.Connected
@@ -557,7 +564,7 @@ func (n *Node) sendClaim(to discovery.PeerID, c discovery.Claim) {
 		}
 		began := time.Now()
 		sent := func() { n.post(func() { n.step(discovery.ClaimSent{To: to, ID: c.ID}) }) }
-		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c, mc.ClaimTimeout+time.Second, sent)
+		r, err := p2p.SendClaim(ctx, n.h, peer.ID(to), c, wait-mc.ConnectTimeout+time.Second, sent)
 		if err != nil {
 			n.log.Debug("claim failed", "peer", peer.ID(to), "err", err)
 			n.post(func() { n.step(discovery.ClaimFailed{To: to, ID: c.ID}) })

@@ -1164,7 +1164,7 @@ func (n *Net) sweep() {
 		switch {
 		case !st.NextWake.IsZero() && st.NextWake.Before(now) && nd.wake < 0:
 			n.fail(i, "liveness", "NextWake %v passed without a Tick", st.NextWake.Sub(n.start))
-		case st.State == discovery.StateClaiming && age > n.cfg.Matcher.ClaimTimeout+slack:
+		case st.State == discovery.StateClaiming && (now.After(st.ClaimDeadline.Add(slack)) || age > discovery.MaxClaimWait(n.cfg.Matcher)+slack):
 			n.fail(i, "liveness", "claiming %s for %v", st.Partner, age)
 		case st.State == discovery.StateMatched && !st.InCall && age > n.cfg.Matcher.SetupTimeout+slack:
 			n.fail(i, "liveness", "matched with %s without a call for %v", st.Partner, age)
