@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"time"
+
+	"serendip/node"
 )
 
 // Scenario names a way of driving the nodes.
@@ -120,7 +122,7 @@ type Config struct {
 // against 3,128 in 90 s, time to match p50 286 against 542 ms, p99 2.7
 // against 3.9 s, 150 against 163 s of CPU).
 func DefaultShardTarget(n int) int {
-	const t = 24
+	t := node.LocalConfig().ShardTarget
 	if n <= 200 {
 		return t
 	}
@@ -162,7 +164,7 @@ func (c Config) Validate() error {
 	case c.CallTime <= 0:
 		return fmt.Errorf("%w: call time must be positive, got %v", ErrConfig, c.CallTime)
 	case c.ShardTarget < 0 || c.ShardTarget == 1:
-		return fmt.Errorf("%w: shard target must be 0 (the nodes' default) or at least 2, got %d", ErrConfig, c.ShardTarget)
+		return fmt.Errorf("%w: shard target must be 0 (DefaultShardTarget) or at least 2, got %d", ErrConfig, c.ShardTarget)
 	case c.Ramp < 0:
 		return fmt.Errorf("%w: ramp must not be negative, got %v", ErrConfig, c.Ramp)
 	case c.ChurnRate < 0:
