@@ -71,6 +71,12 @@
 //     relays and the harness included) divided by the number of nodes;
 //     with processes, each node process's rusage. The idle scenario
 //     measures the memory of idle nodes after a garbage collection.
+//   - Scheduling wait (in process only): how long this process's
+//     goroutines waited runnable before they ran, from the Go runtime's
+//     sampled histogram (/sched/latencies:seconds) over the run. Every
+//     message a node handles passes between a few goroutines and waits
+//     this long at each: when the cores are full it is what grows, and
+//     time to match and setup with it.
 //   - Host speed: how long one Ed25519 signature takes on one core and one
 //     round trip over loopback TCP, just before the run
 //     (Machine.SignMicros, Machine.LoopbackMicros), so that runs on

@@ -110,6 +110,11 @@ type Report struct {
 	// CPUShare is CPUSeconds over the machine's capacity for the run.
 	CPUShare        float64 `json:"cpu_share"`
 	RelayCPUSeconds float64 `json:"relay_cpu_seconds,omitempty"`
+	// SchedWait (in process only): how long the goroutines of this
+	// process, the nodes', waited runnable before they ran, in
+	// milliseconds, from the Go runtime's sampled histogram (schedWait).
+	// Every hop of a message inside a node waits this long a few times.
+	SchedWait *Percentiles `json:"sched_wait_ms,omitempty"`
 	// RSSBytesPerNode is peak memory per node: in process, (peak RSS − RSS
 	// before the first node) / nodes; with processes, the mean of the node
 	// processes' peak RSS.
@@ -657,6 +662,7 @@ func (r *run) usage(rep *Report, wall time.Duration) {
 			rep.RSSBytesPerNode = max(hwm-r.baseRSS, 0) / int64(n)
 		}
 		rep.OpenFiles, rep.OpenFilesLimit = r.maxFiles, r.fileLimit
+		rep.SchedWait = schedWait(r.schedBase, r.self.sched)
 	}
 	rep.CPUSecondsPerNode = math.Round(rep.CPUSeconds/n*1000) / 1000
 	if s := wall.Seconds() * float64(runtime.NumCPU()); s > 0 {
@@ -778,6 +784,10 @@ func (rep *Report) Table() string {
 	}
 	w("CPU", "%.1f s (%.3f s per node, %.0f%% of %d cores; machine load %.1f to %.1f)", rep.CPUSeconds, rep.CPUSecondsPerNode,
 		rep.CPUShare*100, rep.Machine.CPUs, rep.Machine.LoadStart, rep.Machine.LoadEnd)
+	if p := rep.SchedWait; p != nil {
+		w("scheduling wait (goroutines)", "p50 %s  p95 %s  p99 %s  mean %s  (runnable until run; n=%d sampled)",
+			msFine(p.P50), msFine(p.P95), msFine(p.P99), msFine(p.Mean), p.Count)
+	}
 	if rep.Machine.SignMicros > 0 {
 		rtt := ""
 		if rep.Machine.LoopbackMicros > 0 {
@@ -838,6 +848,19 @@ func ms(v float64) string {
 		return fmt.Sprintf("%.1fs", v/1000)
 	}
 	return fmt.Sprintf("%.0fms", v)
+}
+
+// msFine is ms for figures that may be fractions of a millisecond.
+func msFine(v float64) string {
+	switch {
+	case v < 1:
+		return fmt.Sprintf("%.0fµs", v*1000)
+	case v < 10:
+		return fmt.Sprintf("%.2fms", v)
+	case v < 100:
+		return fmt.Sprintf("%.1fms", v)
+	}
+	return ms(v)
 }
 
 func bytesStr(v float64) string {

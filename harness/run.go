@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -80,7 +81,9 @@ type run struct {
 	baseRSS  int64
 	baseHeap uint64
 	baseCPU  procUsage
-	baseGor  int
+	// schedBase is readSched before the run (schedWait).
+	schedBase *metrics.Float64Histogram
+	baseGor   int
 
 	mu       sync.Mutex
 	nodes    []*tracked
@@ -234,6 +237,7 @@ func (r *run) baseline() {
 	runtime.ReadMemStats(&ms)
 	r.baseHeap = ms.HeapAlloc
 	r.baseCPU, _ = selfUsage()
+	r.schedBase = readSched()
 	r.baseGor = runtime.NumGoroutine()
 }
 
@@ -706,6 +710,7 @@ type selfEnd struct {
 	hwm        int64
 	have       bool
 	goroutines int
+	sched      *metrics.Float64Histogram // readSched
 }
 
 func (r *run) measureSelf() {
@@ -713,7 +718,7 @@ func (r *run) measureSelf() {
 	st, err := readProcStatus("self")
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.self = selfEnd{cpu: u, have: ok, goroutines: runtime.NumGoroutine()}
+	r.self = selfEnd{cpu: u, have: ok, goroutines: runtime.NumGoroutine(), sched: readSched()}
 	if err == nil {
 		r.self.hwm = st.hwm
 	}
