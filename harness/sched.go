@@ -38,49 +38,46 @@ func schedWait(before, after *metrics.Float64Histogram) *Percentiles {
 		len(after.Buckets) != len(after.Counts)+1 {
 		return nil
 	}
-	counts := make([]uint64, len(after.Counts))
-	var total uint64
-	for i := range counts {
-		if after.Counts[i] < before.Counts[i] {
-			return nil
-		}
-		counts[i] = after.Counts[i] - before.Counts[i]
-		total += counts[i]
-	}
-	if total == 0 {
-		return nil
-	}
-	ms := func(s float64) float64 { return math.Round(s*1e6) / 1e3 }
+	lower := func(i int) float64 { return max(after.Buckets[i], 0) }
 	edge := func(i int) float64 { // the bucket's upper bound, or lower if unbounded
 		if hi := after.Buckets[i+1]; !math.IsInf(hi, 1) {
 			return hi
 		}
-		return max(after.Buckets[i], 0)
+		return lower(i)
 	}
+	counts := make([]uint64, len(after.Counts))
+	var total uint64
+	var sum float64 // seconds, each wait at its bucket's middle
+	top := 0
+	for i := range counts {
+		if after.Counts[i] < before.Counts[i] {
+			return nil
+		}
+		c := after.Counts[i] - before.Counts[i]
+		counts[i], total = c, total+c
+		if c > 0 {
+			sum += float64(c) * (lower(i) + edge(i)) / 2
+			top = i
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	toMs := func(s float64) float64 { return math.Round(s*1e6) / 1e3 }
 	at := func(p float64) float64 {
 		want := uint64(math.Ceil(p * float64(total)))
 		var seen uint64
 		for i, c := range counts {
 			if seen += c; seen >= want {
-				return ms(edge(i))
+				return toMs(edge(i))
 			}
 		}
-		return ms(edge(len(counts) - 1))
-	}
-	var sum float64
-	top := 0
-	for i, c := range counts {
-		if c == 0 {
-			continue
-		}
-		lo := max(after.Buckets[i], 0)
-		sum += float64(c) * (lo + edge(i)) / 2
-		top = i
+		return toMs(edge(top))
 	}
 	return &Percentiles{
-		Count: int(min(total, math.MaxInt32)),
+		Count: int(total),
 		P50:   at(0.50), P95: at(0.95), P99: at(0.99),
-		Max:  ms(max(after.Buckets[top], 0)),
+		Max:  toMs(lower(top)),
 		Mean: math.Round(sum/float64(total)*1e5) / 1e2,
 	}
 }
