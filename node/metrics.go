@@ -8,10 +8,13 @@ import "sync/atomic"
 type Metrics struct {
 	PresenceSent     uint64 `json:"presence_sent"`
 	PresenceReceived uint64 `json:"presence_received"`
-	ClaimsSent       uint64 `json:"claims_sent"`
-	ClaimsReceived   uint64 `json:"claims_received"`
-	SignalsSent      uint64 `json:"signals_sent"`
-	SignalsReceived  uint64 `json:"signals_received"`
+	// PresenceUnsent counts announcements not published on a shard topic
+	// because no connected peer was on it.
+	PresenceUnsent  uint64 `json:"presence_unsent"`
+	ClaimsSent      uint64 `json:"claims_sent"`
+	ClaimsReceived  uint64 `json:"claims_received"`
+	SignalsSent     uint64 `json:"signals_sent"`
+	SignalsReceived uint64 `json:"signals_received"`
 	// SlowSteps counts steps of the node's loop that took over 100 ms: the
 	// loop runs the matcher and the calls, and nothing else of the node
 	// moves while a step runs.
@@ -30,6 +33,7 @@ type Metrics struct {
 
 type metrics struct {
 	presenceSent, presenceReceived atomic.Uint64
+	presenceUnsent                 atomic.Uint64
 	claimsSent, claimsReceived     atomic.Uint64
 	signalsSent, signalsReceived   atomic.Uint64
 	slowSteps                      atomic.Uint64
@@ -44,6 +48,7 @@ func (n *Node) Metrics() Metrics {
 	return Metrics{
 		PresenceSent:     m.presenceSent.Load(),
 		PresenceReceived: m.presenceReceived.Load(),
+		PresenceUnsent:   m.presenceUnsent.Load(),
 		ClaimsSent:       m.claimsSent.Load(),
 		ClaimsReceived:   m.claimsReceived.Load(),
 		SignalsSent:      m.signalsSent.Load(),

@@ -56,6 +56,14 @@ func (n *Node) announce(a discovery.Announce) {
 				}
 				continue
 			}
+			if len(t.ListPeers()) == 0 {
+				// Nobody we are connected to is on this shard's topic: the
+				// message would reach nobody, and signing it (and checking
+				// our own signature, as pubsub does) costs more than
+				// hearing one. Common on the ancestors and the sibling.
+				n.metrics.presenceUnsent.Add(1)
+				continue
+			}
 			n.metrics.presenceSent.Add(1)
 			if err := t.Publish(ctx, b); err != nil && n.ctx.Err() == nil {
 				n.log.Debug("presence publish failed", "topic", t.String(), "err", err)

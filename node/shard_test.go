@@ -246,3 +246,23 @@ func TestSiblingMeetBacksOff(t *testing.T) {
 		t.Errorf("6 s after its first sibling meet, the node had connected to %d of the %d nodes its sibling's rendezvous lists, none on the sibling's topic; want 2 (then a wait)", got, stale)
 	}
 }
+
+// TestPresenceUnsentAlone: a node alone below the root has nobody on its
+// home shard's topic, nor on its sibling's: it does not publish there
+// (PresenceUnsent), and what it publishes on the root, where the relay
+// is, goes out (PresenceSent).
+func TestPresenceUnsentAlone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real libp2p hosts; skipped in -short")
+	}
+	nw := newNetwork(t)
+	a, _ := nw.botWith(time.Hour, func(c *node.Config) { c.StartShardLevel = 2 })
+	waitFor(t, 10*time.Second, "announcements left unpublished", func() bool { return a.Metrics().PresenceUnsent >= 3 })
+	m := a.Metrics()
+	if m.PresenceReceived != 0 {
+		t.Errorf("a node alone received %d presence messages", m.PresenceReceived)
+	}
+	// A lonely node climbs to the root (where the relay is) within a few
+	// announcements: those go out.
+	waitFor(t, 15*time.Second, "an announcement on the root, where the relay is", func() bool { return a.Metrics().PresenceSent > 0 })
+}
