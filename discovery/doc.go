@@ -28,6 +28,12 @@
 //     in the same moment and may not pair with each other, so the offerer
 //     takes the first and the answerer the second (a first search draws its
 //     part from its key), and two waiting peers are both claimed at once.
+//     Except that a claim which would have to dial its peer first gives way
+//     to one that need not: if that peer's presence came while the node had
+//     no connection to it (PresenceSeen.Connected) and another of the four
+//     longest waiting is connected, the newcomer claims the first connected
+//     one from its rank on (then from the first). A dial costs a loaded
+//     machine more than the claim itself.
 //     A search announces itself only when such a claim fails (or when there
 //     is nobody older to claim): most of these claims succeed, and a search
 //     matched before anyone heard of it needs no withdraw either, so

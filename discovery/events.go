@@ -36,6 +36,10 @@ type PresenceSeen struct {
 	Searching bool
 	Key       uint64 // the peer's pairing key (Presence.Key)
 	Interests []string
+	// Connected: the node had a connection to Peer when the presence
+	// arrived, so a claim need not dial first. Among the peers that waited
+	// longest, a newcomer claims one it is connected to (claimWaiting).
+	Connected bool
 }
 
 // PeerGone reports that Peer is known to be unreachable (disconnected with no

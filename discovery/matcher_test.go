@@ -902,6 +902,49 @@ func TestNewcomerClaimsWaiting(t *testing.T) {
 	}
 }
 
+// TestNewcomerClaimsConnected: among the longest waiting, a newcomer
+// claims one it is connected to (no dial before the claim), starting from
+// its own rank (the offerer the first, the answerer the second) and
+// wrapping around; with none connected, the rank alone decides; a peer
+// below the waitChoice longest waiting is not chosen for being connected.
+func TestNewcomerClaimsConnected(t *testing.T) {
+	pe, pf, pg, ph := PeerID("peer-e"), PeerID("peer-f"), PeerID("peer-g"), PeerID("peer-h")
+	for _, tt := range []struct {
+		name      string
+		offerer   bool
+		connected []PeerID // of pd, pe, pf, pg, ph (pd waited longest)
+		want      PeerID
+	}{
+		{"offerer, none connected", true, nil, pd},
+		{"answerer, none connected", false, nil, pe},
+		{"offerer, third connected", true, []PeerID{pf}, pf},
+		{"answerer, first and third connected", false, []PeerID{pd, pf}, pf},
+		{"answerer, only the first connected", false, []PeerID{pd}, pd},
+		{"offerer, all connected", true, []PeerID{pd, pe, pf, pg, ph}, pd},
+		{"offerer, only the fifth connected", true, []PeerID{ph}, pd},
+	} {
+		x := newMT(t, testConfig())
+		x.step(Start{})
+		if tt.offerer {
+			x.step(ReplyReceived{From: pc, Reply: Reply{ID: x.claimTo(pc), Verdict: Accept}})
+		} else {
+			x.step(ClaimReceived{From: pc, Claim: older})
+		}
+		x.step(CallStarted{ID: x.m.Status().MatchID})
+		x.now = x.now.Add(3 * time.Second)
+		now := uint64(x.now.UnixMilli()) << 20
+		for i, p := range []PeerID{pd, pe, pf, pg, ph} {
+			x.step(PresenceSeen{Peer: p, Expires: x.now.Add(time.Hour), Searching: true,
+				Key: now - uint64(900-100*i)<<20, Connected: slices.Contains(tt.connected, p)})
+		}
+		x.now = x.now.Add(10 * time.Millisecond)
+		x.step(Next{})
+		if s := x.m.Status(); s.State != StateClaiming || s.Partner != tt.want {
+			t.Errorf("%s: want a claim to %s: %+v", tt.name, tt.want, s)
+		}
+	}
+}
+
 // TestNewcomerRefusedAnnounces: when its claim of a waiting peer is refused,
 // the search announces itself, tries the next waiting peer, and after
 // maxWaitClaims refusals stops claiming waiting peers.

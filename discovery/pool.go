@@ -26,6 +26,7 @@ type poolEntry struct {
 	expires   time.Time
 	key       uint64 // the peer's pairing key for its current search
 	recent    bool   // a recent partner: in the pairing order, never claimed
+	connected bool   // PresenceSeen.Connected, as of its latest presence
 	interests []string
 }
 

@@ -104,6 +104,7 @@ func (n *Node) readPresence() {
 			n.h.Peerstore().AddAddrs(from, addrs, peerstore.TempAddrTTL)
 		}
 		ev := p.Seen(discovery.PeerID(from))
+		ev.Connected = n.h.Network().Connectedness(from) == network.Connected
 		n.post(func() { n.step(ev) })
 	}
 }
