@@ -114,19 +114,21 @@ type Config struct {
 // them: node.LocalConfig's (24) up to 200 nodes; above, smaller, so that
 // what all the nodes on this machine spend on presence (each hears about
 // the target per announce interval) stays about what 200 nodes spend:
-// 4800/n, at least 8 (smaller shards leave searches lonely, and lonely
-// searches climb to parent shards, which costs more than it saves). At 200
-// nodes a smaller target lengthens the wait for the next newcomer (8: time
-// to match p99 2.3 s against 1.2-1.6 s); at 400 nodes, where both cores
-// are nearly full, 12 did better than 24 on every count (3,660 calls
-// against 3,128 in 90 s, time to match p50 286 against 542 ms, p99 2.7
-// against 3.9 s, 150 against 163 s of CPU).
+// 4800/n, at least 4 (smaller shards leave searches lonely, and lonely
+// searches climb to parent shards). At 200 nodes a smaller target
+// lengthens the wait for the next newcomer (8: time to match p99 2.3 s
+// against 1.2-1.6 s); at 400 nodes, where both cores are nearly full, 12
+// did better than 24 on every count (3,660 calls against 3,128 in 90 s,
+// time to match p50 286 against 542 ms, p99 2.7 against 3.9 s, 150
+// against 163 s of CPU); at 1,000 nodes, 4 did better than 8 in two pairs
+// of runs (2,117 and 1,456 calls against 1,555 and 1,052 in 120 s; 0 and
+// 12 nodes without a call against 10 and 86).
 func DefaultShardTarget(n int) int {
 	t := node.LocalConfig().ShardTarget
 	if n <= 200 {
 		return t
 	}
-	return max(8, t*200/n)
+	return max(4, t*200/n)
 }
 
 // DefaultConfig is a small steady run with the test clips.

@@ -131,10 +131,10 @@ func TestStuckRules(t *testing.T) {
 }
 
 // The default shard target keeps what the machine spends on presence
-// near 200 nodes' spending: 24 up to 200 nodes, then 4800/n, at least 8.
+// near 200 nodes' spending: 24 up to 200 nodes, then 4800/n, at least 4.
 func TestDefaultShardTarget(t *testing.T) {
 	for _, c := range []struct{ nodes, want int }{
-		{1, 24}, {200, 24}, {201, 23}, {300, 16}, {400, 12}, {600, 8}, {1000, 8}, {100000, 8},
+		{1, 24}, {200, 24}, {201, 23}, {300, 16}, {400, 12}, {600, 8}, {1000, 4}, {1200, 4}, {100000, 4},
 	} {
 		if got := DefaultShardTarget(c.nodes); got != c.want {
 			t.Errorf("DefaultShardTarget(%d) = %d, want %d", c.nodes, got, c.want)

@@ -45,7 +45,7 @@ func runHarness(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "level for --log: debug, info, warn or error")
 	logDir := fs.String("log-dir", "", "with --procs, keep each child's log in this directory")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process to this file")
-	shardTarget := fs.Int("shard-target", 0, "presence messages a shard should carry per announce interval, which each node hears (0: 24 up to 200 nodes, 4800/nodes above, at least 8)")
+	shardTarget := fs.Int("shard-target", 0, "presence messages a shard should carry per announce interval, which each node hears (0: 24 up to 200 nodes, 4800/nodes above, at least 4)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
