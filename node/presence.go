@@ -58,9 +58,9 @@ func (n *Node) announce(a discovery.Announce) {
 			}
 			if len(t.ListPeers()) == 0 {
 				// Nobody we are connected to is on this shard's topic: the
-				// message would reach nobody, and signing it (and checking
-				// our own signature, as pubsub does) costs more than
-				// hearing one. Common on the ancestors and the sibling.
+				// message would reach nobody, so signing it (and checking
+				// our own signature, as pubsub does) is wasted. Common on
+				// the ancestors and the sibling.
 				n.metrics.presenceUnsent.Add(1)
 				continue
 			}
