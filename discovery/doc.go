@@ -94,7 +94,11 @@
 //     that must connect to its target first may take ConnectTimeout more
 //     to send it (it reports ClaimSent when it has): on a loaded machine a
 //     connection can take longer than the answer, and a claim given up
-//     while the target accepts it wastes both searches. A failed or refused
+//     while the target accepts it wastes both searches. So an Accept that
+//     arrives after we gave up is still taken if we are searching (no
+//     claim of ours outstanding, not matched): the target is matched with
+//     us, and we become the offerer of that match. Otherwise it is called
+//     off (EndCall with ReasonAbandoned). A failed or refused
 //     target leaves the pool until its next presence. RefuseBlocked removes
 //     it for the matcher's life.
 //   - A match whose call has not started after SetupTimeout is ended and the

@@ -481,6 +481,12 @@ func (m *Matcher) onReply(from PeerID, r Reply) {
 			}
 			if r.Verdict == Accept {
 				m.abandoned[i] = sentClaim{}
+				if m.state == StateSearching && !m.Excludes(from) {
+					// Still free: the match it accepted is ours to take,
+					// instead of two searches started again.
+					m.enterMatch(from, r.ID, true)
+					return
+				}
 				m.emit(EndCall{Peer: from, ID: r.ID, Reason: ReasonAbandoned})
 			}
 			return
@@ -588,7 +594,8 @@ func (m *Matcher) claimFailed() {
 }
 
 // abandon remembers our outstanding claim, so that an Accept arriving after we
-// gave up is answered with EndCall{ReasonAbandoned}.
+// gave up is taken if we are still searching, else answered with
+// EndCall{ReasonAbandoned}.
 func (m *Matcher) abandon() {
 	m.abandoned[m.abandonAt] = sentClaim{to: m.target, id: m.claim.ID, at: m.claimSent}
 	m.abandonAt = (m.abandonAt + 1) % len(m.abandoned)

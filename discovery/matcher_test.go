@@ -435,14 +435,62 @@ func TestClaimTimeout(t *testing.T) {
 	if s := x.m.Status(); s.State != StateSearching || !s.Lonely {
 		t.Fatalf("after timeout: %+v", s)
 	}
-	// A late accept of the abandoned claim is answered with a bye.
-	got := norm(x.step(ReplyReceived{From: pa, Reply: Reply{ID: x.mine.ID, Verdict: Accept}}))
-	want := []Action{EndCall{Peer: pa, ID: x.mine.ID, Reason: ReasonAbandoned}}
+	// A late accept of the abandoned claim, while we still search: pa is
+	// matched with us, so we take the match, as its offerer (and withdraw
+	// the presence we announced).
+	ours := x.mine
+	got := norm(x.step(ReplyReceived{From: pa, Reply: Reply{ID: ours.ID, Verdict: Accept}}))
+	want := []Action{withdraw, Matched{Peer: pa, ID: ours.ID, Offerer: true}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("late accept: %v", got)
 	}
-	if got := x.step(ReplyReceived{From: pa, Reply: Reply{ID: x.mine.ID, Verdict: Accept}}); len(got) != 0 {
+	if s := x.m.Status(); s.State != StateMatched || s.Partner != pa || s.MatchID != ours.ID {
+		t.Fatalf("after late accept: %+v", s)
+	}
+	if got := x.step(ReplyReceived{From: pa, Reply: Reply{ID: ours.ID, Verdict: Accept}}); len(got) != 0 {
 		t.Fatalf("second late accept: %v", got)
+	}
+}
+
+// TestLateAcceptWhileClaiming: a late accept that arrives while we claim
+// someone else is called off, and the claim we hold goes on.
+func TestLateAcceptWhileClaiming(t *testing.T) {
+	cfg := testConfig()
+	x := newMT(t, cfg)
+	x.step(Start{})
+	x.seen(pa)
+	x.sleep(cfg.ClaimTimeout) // pa never answers
+	first := x.mine
+	x.seen(pb)
+	x.sleep(cfg.ClaimJitter) // settled: we claim pb
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pb {
+		t.Fatalf("not claiming pb: %+v", s)
+	}
+	got := norm(x.step(ReplyReceived{From: pa, Reply: Reply{ID: first.ID, Verdict: Accept}}))
+	if want := []Action{EndCall{Peer: pa, ID: first.ID, Reason: ReasonAbandoned}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("late accept while claiming: %v", got)
+	}
+	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pb {
+		t.Fatalf("the claim on pb did not go on: %+v", s)
+	}
+}
+
+// TestLateAcceptOfExcludedPeer: a late accept from a peer we blocked since
+// is called off, even while we search.
+func TestLateAcceptOfExcludedPeer(t *testing.T) {
+	cfg := testConfig()
+	x := newMT(t, cfg)
+	x.step(Start{})
+	x.seen(pa)
+	x.sleep(cfg.ClaimTimeout)
+	ours := x.mine
+	x.step(Block{Peer: pa})
+	if x.state() != StateSearching {
+		t.Fatalf("not searching: %v", x.state())
+	}
+	got := norm(x.step(ReplyReceived{From: pa, Reply: Reply{ID: ours.ID, Verdict: Accept}}))
+	if want := []Action{EndCall{Peer: pa, ID: ours.ID, Reason: ReasonAbandoned}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("late accept of a blocked peer: %v", got)
 	}
 }
 

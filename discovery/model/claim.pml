@@ -4,7 +4,8 @@
  * reorder messages; a claim that meets our own outstanding claim waits if it
  * is older and dies if it is younger (wait-die), crossing claims are
  * resolved by the smaller claim, and a late accept of an abandoned claim is
- * called off with a bye. The pairing order, presence and the call are left
+ * taken if its claimer still searches, else called off with a bye. The
+ * pairing order, presence and the call are left
  * out: they decide whom to claim, not whether claims are safe.
  *
  * Checked (claim_test.go runs both):
@@ -154,10 +155,16 @@ proctype Node(byte me) {
 			:: else ->
 				if
 				:: arg == ACCEPT && !(state[me] == MATCHED && offerer[me] && matchid[me] == id) ->
-					/* an accept of a claim we gave up: call it off */
+					/* an accept of a claim we gave up: take it if we
+					 * still search, else call it off */
 					k = 0;
 					do
-					:: k < MAXCLAIMS && aban[k] == id -> aban[k] = 0; inbox[from] ! BYE(me, id, 0); break
+					:: k < MAXCLAIMS && aban[k] == id && state[me] == SEARCHING ->
+						aban[k] = 0;
+						state[me] = MATCHED; partner[me] = from; matchid[me] = id; offerer[me] = true;
+						break
+					:: k < MAXCLAIMS && aban[k] == id && state[me] != SEARCHING ->
+						aban[k] = 0; inbox[from] ! BYE(me, id, 0); break
 					:: k < MAXCLAIMS && aban[k] != id -> k++
 					:: k == MAXCLAIMS -> break
 					od
