@@ -452,17 +452,27 @@ func TestClaimTimeout(t *testing.T) {
 	}
 }
 
-// TestLateAcceptWhileClaiming: a late accept that arrives while we claim
-// someone else is called off, and the claim we hold goes on.
-func TestLateAcceptWhileClaiming(t *testing.T) {
+// gaveUp: searching again after pa left our claim unanswered for
+// ClaimTimeout; it returns the claim given up.
+func gaveUp(t *testing.T) (*mt, Claim) {
+	t.Helper()
 	cfg := testConfig()
 	x := newMT(t, cfg)
 	x.step(Start{})
 	x.seen(pa)
-	x.sleep(cfg.ClaimTimeout) // pa never answers
-	first := x.mine
+	x.sleep(cfg.ClaimTimeout)
+	if x.state() != StateSearching {
+		t.Fatalf("not searching after ClaimTimeout: %+v", x.m.Status())
+	}
+	return x, x.mine
+}
+
+// TestLateAcceptWhileClaiming: a late accept that arrives while we claim
+// someone else is called off, and the claim we hold goes on.
+func TestLateAcceptWhileClaiming(t *testing.T) {
+	x, first := gaveUp(t)
 	x.seen(pb)
-	x.sleep(cfg.ClaimJitter) // settled: we claim pb
+	x.sleep(testConfig().ClaimJitter) // settled: we claim pb
 	if s := x.m.Status(); s.State != StateClaiming || s.Partner != pb {
 		t.Fatalf("not claiming pb: %+v", s)
 	}
@@ -478,12 +488,7 @@ func TestLateAcceptWhileClaiming(t *testing.T) {
 // TestLateAcceptOfExcludedPeer: a late accept from a peer we blocked since
 // is called off, even while we search.
 func TestLateAcceptOfExcludedPeer(t *testing.T) {
-	cfg := testConfig()
-	x := newMT(t, cfg)
-	x.step(Start{})
-	x.seen(pa)
-	x.sleep(cfg.ClaimTimeout)
-	ours := x.mine
+	x, ours := gaveUp(t)
 	x.step(Block{Peer: pa})
 	if x.state() != StateSearching {
 		t.Fatalf("not searching: %v", x.state())
