@@ -96,7 +96,8 @@
 //     connection can take longer than the answer, and a claim given up
 //     while the target accepts it wastes both searches. So an Accept that
 //     arrives after we gave up is still taken if we are searching (no
-//     claim of ours outstanding, not matched): the target is matched with
+//     claim of ours outstanding, not matched) and have not blocked the
+//     target since: the target is matched with
 //     us, and we become the offerer of that match. Otherwise it is called
 //     off (EndCall with ReasonAbandoned). A failed or refused
 //     target leaves the pool until its next presence. RefuseBlocked removes
