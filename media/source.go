@@ -2,11 +2,13 @@ package media
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	pmedia "github.com/pion/webrtc/v4/pkg/media"
@@ -35,23 +37,23 @@ type Source interface {
 const maxLag = 500 * time.Millisecond
 
 // IVFSource loops an IVF VP8 file forever as a camera, each frame paced by the
-// file's own timestamps. It opens its own handle on every Run.
+// file's own timestamps. Every Run looks at the file again (see loopFile).
 type IVFSource struct{ Path string }
 
 // Run implements Source.
 func (s IVFSource) Run(ctx context.Context, w SampleWriter) error {
-	return loopFile(ctx, s.Path, w, openIVFFrames)
+	return loopFile(ctx, s.Path, "ivf", w, openIVFFrames)
 }
 
 // OggSource loops an Ogg Opus file forever as a microphone. It sends each Ogg
 // page as one Opus packet, so the file needs one packet per page (ffmpeg
 // -page_duration 20000; CheckAudioFile tells), paced by the packet's own
-// duration. It opens its own handle on every Run.
+// duration. Every Run looks at the file again (see loopFile).
 type OggSource struct{ Path string }
 
 // Run implements Source.
 func (s OggSource) Run(ctx context.Context, w SampleWriter) error {
-	return loopFile(ctx, s.Path, w, openOggFrames)
+	return loopFile(ctx, s.Path, "ogg", w, openOggFrames)
 }
 
 // fileBuffer is the read buffer of a looping source.
@@ -64,8 +66,55 @@ type frameReader interface {
 
 // loopFile plays the file at path to w from the start, again and again, until
 // ctx is done. Sample timestamps run on across loops (the track's own
-// packetizer numbers them), so the partner sees one continuous stream.
-func loopFile(ctx context.Context, path string, w SampleWriter, open func(io.Reader) (frameReader, error)) error {
+// packetizer numbers them), so the partner sees one continuous stream. A
+// file up to maxSharedClip is read once and its samples shared by every
+// source that plays it (sharedClip); a larger one is read as it plays.
+func loopFile(ctx context.Context, path, kind string, w SampleWriter, open func(io.Reader) (frameReader, error)) error {
+	samples, err := sharedClip(path, kind, open)
+	if err != nil {
+		return err
+	}
+	p := pacer{ctx: ctx, timer: time.NewTimer(time.Hour), due: time.Now()}
+	defer p.timer.Stop()
+	if samples != nil {
+		for {
+			for _, smp := range samples {
+				if !p.wait() {
+					return nil
+				}
+				_ = w.WriteSample(smp)
+				p.due = p.due.Add(smp.Duration)
+			}
+		}
+	}
+	return streamFile(path, &p, w, open)
+}
+
+// pacer holds a source to its samples' schedule.
+type pacer struct {
+	ctx   context.Context
+	timer *time.Timer
+	due   time.Time // when the next sample is due
+}
+
+// wait sleeps until the next sample is due and reports whether to send it
+// (false: ctx is done). A source more than maxLag behind restarts its clock.
+func (p *pacer) wait() bool {
+	if wait := time.Until(p.due); wait > 0 {
+		p.timer.Reset(wait)
+		select {
+		case <-p.ctx.Done():
+			return false
+		case <-p.timer.C:
+		}
+	} else if -wait > maxLag {
+		p.due = time.Now()
+	}
+	return p.ctx.Err() == nil
+}
+
+// streamFile is loopFile for a file read as it plays.
+func streamFile(path string, p *pacer, w SampleWriter, open func(io.Reader) (frameReader, error)) error {
 	f, err := os.Open(path) //nolint:gosec // the path is configuration
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadMedia, err)
@@ -77,9 +126,6 @@ func loopFile(ctx context.Context, path string, w SampleWriter, open func(io.Rea
 	// Opus packet (at 200 nodes with file media, reading the clips was
 	// 3.7 % of the harness's CPU, 2.3 % in read system calls).
 	buf := bufio.NewReaderSize(f, fileBuffer)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	due := time.Now()
 	for {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
@@ -98,27 +144,82 @@ func loopFile(ctx context.Context, path string, w SampleWriter, open func(io.Rea
 			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
 			}
-			if wait := time.Until(due); wait > 0 {
-				timer.Reset(wait)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-timer.C:
-				}
-			} else if -wait > maxLag {
-				due = time.Now()
-			}
-			if ctx.Err() != nil {
+			if !p.wait() {
 				return nil
 			}
 			_ = w.WriteSample(pmedia.Sample{Data: data, Duration: dur})
-			due = due.Add(dur)
+			p.due = p.due.Add(dur)
 			sent++
 		}
 		if sent == 0 {
 			return fmt.Errorf("%w: %s: no frames", ErrBadMedia, path)
 		}
 	}
+}
+
+// maxSharedClip is the largest file whose samples are kept in memory and
+// shared: the clips of tests, bots and the harness are well under it. (A
+// variable for the tests.)
+var maxSharedClip int64 = 8 << 20
+
+// clips holds the samples of the files read whole, by kind and path; an entry is
+// read again when its file's size or modification time changes. pion's
+// payloaders copy a sample's data, so the samples are shared read-only.
+// (At 200 nodes with file media, parsing the Ogg clip again on every loop
+// was 1.9 % of the harness's CPU.)
+var clips = struct {
+	sync.Mutex
+	m map[string]clipEntry
+}{m: map[string]clipEntry{}}
+
+type clipEntry struct {
+	size    int64
+	mod     time.Time
+	samples []pmedia.Sample
+}
+
+// sharedClip returns every sample of one pass over the file at path, read
+// once with open and shared by every source of that kind ("ivf", "ogg"), or
+// nil samples and no error for a file larger than maxSharedClip (to be read
+// as it plays).
+func sharedClip(path, kind string, open func(io.Reader) (frameReader, error)) ([]pmedia.Sample, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMedia, err)
+	}
+	if fi.Size() > maxSharedClip {
+		return nil, nil
+	}
+	clips.Lock()
+	defer clips.Unlock()
+	key := kind + "\x00" + path
+	if e, ok := clips.m[key]; ok && e.size == fi.Size() && e.mod.Equal(fi.ModTime()) {
+		return e.samples, nil
+	}
+	data, err := os.ReadFile(path) //nolint:gosec // the path is configuration
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadMedia, err)
+	}
+	frames, err := open(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
+	}
+	var samples []pmedia.Sample
+	for {
+		d, dur, err := frames.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
+		}
+		samples = append(samples, pmedia.Sample{Data: d, Duration: dur})
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("%w: %s: no frames", ErrBadMedia, path)
+	}
+	clips.m[key] = clipEntry{size: fi.Size(), mod: fi.ModTime(), samples: samples}
+	return samples, nil
 }
 
 // ivfFrames reads VP8 frames with one frame of look-ahead, so each frame's

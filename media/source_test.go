@@ -102,6 +102,18 @@ func shortIVF(t *testing.T, num, den uint32, step uint64) string {
 	return writeFile(t, "short.ivf", out)
 }
 
+// shareOrStream runs f twice: with the files' samples read once and shared,
+// and with them read as they play (as a file over maxSharedClip is).
+func shareOrStream(t *testing.T, f func(t *testing.T)) {
+	t.Run("shared", f)
+	t.Run("streamed", func(t *testing.T) {
+		old := maxSharedClip
+		maxSharedClip = -1
+		t.Cleanup(func() { maxSharedClip = old })
+		f(t)
+	})
+}
+
 func TestIVFSourceLoopsAndPaces(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -112,57 +124,93 @@ func TestIVFSourceLoopsAndPaces(t *testing.T) {
 		{"90 kHz timebase", 1, 90000, 6000}, // as our own recordings
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := shortIVF(t, tc.num, tc.den, tc.step)
-			if err := CheckVideoFile(path); err != nil {
-				t.Fatal(err)
-			}
-			const n = 7 // three frames, looped twice and a bit
-			got := runSource(t, IVFSource{Path: path}, n)
-			frame := time.Second / 15
-			for i, s := range got {
-				if d := s.s.Duration - frame; d < -time.Millisecond || d > time.Millisecond {
-					t.Errorf("sample %d lasts %v, want %v", i, s.s.Duration, frame)
+			shareOrStream(t, func(t *testing.T) {
+				path := shortIVF(t, tc.num, tc.den, tc.step)
+				if err := CheckVideoFile(path); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if !isVP8KeyframeData(got[3].s.Data) {
-				t.Error("the loop does not restart at the first (key) frame")
-			}
-			if elapsed := got[n-1].at.Sub(got[0].at); elapsed < time.Duration(n-1)*frame-20*time.Millisecond {
-				t.Errorf("%d frames in %v: not paced", n, elapsed)
-			}
+				const n = 7 // three frames, looped twice and a bit
+				got := runSource(t, IVFSource{Path: path}, n)
+				frame := time.Second / 15
+				for i, s := range got {
+					if d := s.s.Duration - frame; d < -time.Millisecond || d > time.Millisecond {
+						t.Errorf("sample %d lasts %v, want %v", i, s.s.Duration, frame)
+					}
+				}
+				if !isVP8KeyframeData(got[3].s.Data) {
+					t.Error("the loop does not restart at the first (key) frame")
+				}
+				if elapsed := got[n-1].at.Sub(got[0].at); elapsed < time.Duration(n-1)*frame-20*time.Millisecond {
+					t.Errorf("%d frames in %v: not paced", n, elapsed)
+				}
+			})
 		})
 	}
 }
 
 func TestOggSourceLoopsAndPaces(t *testing.T) {
+	shareOrStream(t, func(t *testing.T) {
+		path := oggWithPackets(t, opusPackets(t, 3))
+		const n = 8
+		got := runSource(t, OggSource{Path: path}, n)
+		for i, s := range got {
+			if s.s.Duration != 20*time.Millisecond {
+				t.Errorf("sample %d lasts %v", i, s.s.Duration)
+			}
+			if len(s.s.Data) == 0 || string(s.s.Data[:4]) == "Opus" {
+				t.Errorf("sample %d is not an Opus packet", i)
+			}
+		}
+		if elapsed := got[n-1].at.Sub(got[0].at); elapsed < (n-1)*20*time.Millisecond-10*time.Millisecond {
+			t.Errorf("%d packets in %v: not paced", n, elapsed)
+		}
+	})
+}
+
+// Sources of one file share its samples, read once, until the file
+// changes; a file read as one kind is not taken for the other.
+func TestSourcesShareAClip(t *testing.T) {
 	path := oggWithPackets(t, opusPackets(t, 3))
-	const n = 8
-	got := runSource(t, OggSource{Path: path}, n)
-	for i, s := range got {
-		if s.s.Duration != 20*time.Millisecond {
-			t.Errorf("sample %d lasts %v", i, s.s.Duration)
-		}
-		if len(s.s.Data) == 0 || string(s.s.Data[:4]) == "Opus" {
-			t.Errorf("sample %d is not an Opus packet", i)
-		}
+	first, err := sharedClip(path, "ogg", openOggFrames)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if elapsed := got[n-1].at.Sub(got[0].at); elapsed < (n-1)*20*time.Millisecond-10*time.Millisecond {
-		t.Errorf("%d packets in %v: not paced", n, elapsed)
+	again, err := sharedClip(path, "ogg", openOggFrames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 3 || len(again) != 3 || &first[0] != &again[0] {
+		t.Fatalf("a second source read the file again: %d and %d samples, shared %v", len(first), len(again), &first[0] == &again[0])
+	}
+	if _, err := sharedClip(path, "ivf", openIVFFrames); !errors.Is(err, ErrBadMedia) {
+		t.Errorf("the Ogg file as IVF: %v", err)
+	}
+	if err := os.WriteFile(path, mustRead(t, oggWithPackets(t, opusPackets(t, 5))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := sharedClip(path, "ogg", openOggFrames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 5 {
+		t.Errorf("after the file changed: %d samples, want 5", len(changed))
 	}
 }
 
 func TestSourceErrors(t *testing.T) {
-	ctx := context.Background()
-	if err := (IVFSource{Path: "missing.ivf"}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
-		t.Errorf("missing ivf: %v", err)
-	}
-	if err := (OggSource{Path: clipIVF}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
-		t.Errorf("ivf as ogg: %v", err)
-	}
-	empty := writeFile(t, "empty.ivf", ivfHeader("VP80"))
-	if err := (IVFSource{Path: empty}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
-		t.Errorf("ivf without frames: %v", err)
-	}
+	shareOrStream(t, func(t *testing.T) {
+		ctx := context.Background()
+		if err := (IVFSource{Path: "missing.ivf"}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
+			t.Errorf("missing ivf: %v", err)
+		}
+		if err := (OggSource{Path: clipIVF}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
+			t.Errorf("ivf as ogg: %v", err)
+		}
+		empty := writeFile(t, "empty.ivf", ivfHeader("VP80"))
+		if err := (IVFSource{Path: empty}).Run(ctx, newSampleRecorder(1)); !errors.Is(err, ErrBadMedia) {
+			t.Errorf("ivf without frames: %v", err)
+		}
+	})
 }
 
 // panicSink panics on every packet, like a buggy writer meeting a crafted
