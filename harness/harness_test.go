@@ -174,7 +174,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// runShort runs a scenario in process with the test clips and checks the
+// runShort runs a scenario in process with the default clips and checks the
 // invariants and the report's shape.
 func runShort(t *testing.T, sc Scenario, nodes int, d time.Duration) *Report {
 	t.Helper()
@@ -183,8 +183,8 @@ func runShort(t *testing.T, sc Scenario, nodes int, d time.Duration) *Report {
 	}
 	cfg := DefaultConfig()
 	cfg.Scenario, cfg.Nodes, cfg.Duration = sc, nodes, d
-	cfg.VideoFile = filepath.Join("..", "testdata", "clip.ivf")
-	cfg.AudioFile = filepath.Join("..", "testdata", "clip.ogg")
+	cfg.VideoFile = filepath.Join("..", cfg.VideoFile) // the defaults are from the repository root
+	cfg.AudioFile = filepath.Join("..", cfg.AudioFile)
 	cfg.Seed = uint64(time.Now().UnixNano())
 	if os.Getenv("SERENDIP_TEST_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -108,7 +108,7 @@ func checkAudio(path string) error {
 		const noGranule = ^uint64(0)
 		p1, p2 := pages[0], pages[1]
 		if p1.granule != noGranule && p2.granule != noGranule && p2.granule-p1.granule != uint64(p2.samples) {
-			return fmt.Errorf("pages hold more than one Opus packet (page step %d samples, packet %d); remux with ffmpeg -page_duration 20000",
+			return fmt.Errorf("pages hold more than one Opus packet (page step %d samples, packet %d); remux with ffmpeg -page_duration set to the packet length in microseconds (20000 for 20 ms)",
 				p2.granule-p1.granule, p2.samples)
 		}
 	}

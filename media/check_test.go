@@ -58,28 +58,36 @@ func TestClipShape(t *testing.T) {
 		t.Fatalf("clip.ivf: %d frames, %d keyframes; want 60 frames (4 s at 15 fps), a keyframe a second", frames, keyframes)
 	}
 
-	g, err := os.Open(clipOgg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	frs, err := openOggFrames(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	packets := 0
-	for {
-		_, dur, err := frs.next()
+	for _, c := range []struct {
+		path string
+		dur  time.Duration
+	}{{clipOgg, 20 * time.Millisecond}, {clipOgg60, 60 * time.Millisecond}} {
+		if err := CheckAudioFile(c.path); err != nil {
+			t.Error(err)
+		}
+		g, err := os.Open(c.path)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		if dur != 20*time.Millisecond {
-			t.Fatalf("packet %d lasts %v, want 20ms", packets, dur)
+		defer g.Close()
+		frs, err := openOggFrames(g)
+		if err != nil {
+			t.Fatal(err)
 		}
-		packets++
-	}
-	if packets < 195 || packets > 205 {
-		t.Fatalf("clip.ogg: %d packets of 20 ms, want about 200 (4 s)", packets)
+		packets := 0
+		for {
+			_, dur, err := frs.next()
+			if err != nil {
+				break
+			}
+			if dur != c.dur {
+				t.Fatalf("%s: packet %d lasts %v, want %v", c.path, packets, dur, c.dur)
+			}
+			packets++
+		}
+		if want := int(4 * time.Second / c.dur); packets < want-5 || packets > want+5 {
+			t.Fatalf("%s: %d packets of %v, want about %d (4 s)", c.path, packets, c.dur, want)
+		}
 	}
 }
 

@@ -21,6 +21,8 @@ import (
 const (
 	clipIVF = "../testdata/clip.ivf"
 	clipOgg = "../testdata/clip.ogg"
+	// clipOgg60 is the harness's microphone: 60-ms packets.
+	clipOgg60 = "../testdata/clip-60ms.ogg"
 )
 
 // testLogger logs through t.Log until the test ends (pion goroutines may

@@ -47,7 +47,7 @@ func (s IVFSource) Run(ctx context.Context, w SampleWriter) error {
 
 // OggSource loops an Ogg Opus file forever as a microphone. It sends each Ogg
 // page as one Opus packet, so the file needs one packet per page (ffmpeg
-// -page_duration 20000; CheckAudioFile tells), paced by the packet's own
+// -page_duration as long as a packet; CheckAudioFile tells), paced by the packet's own
 // duration. Every Run looks at the file again (see loopFile).
 type OggSource struct{ Path string }
 

@@ -24,4 +24,11 @@ ffmpeg -hide_banner -loglevel error -y \
 	-c:a libopus -b:a 32k -frame_duration 20 -application audio \
 	-ar 48000 -ac 1 -page_duration 20000 -vn -f ogg clip.ogg
 
-ls -l clip.ivf clip.ogg
+# clip-60ms.ogg: the same tone in 60-ms Opus packets, one per page: the
+# harness's microphone, a third of a browser's audio packets (see README.md).
+ffmpeg -hide_banner -loglevel error -y \
+	-f lavfi -i "sine=frequency=440:sample_rate=48000:duration=4" \
+	-c:a libopus -b:a 32k -frame_duration 60 -application audio \
+	-ar 48000 -ac 1 -page_duration 60000 -vn -f ogg clip-60ms.ogg
+
+ls -l clip.ivf clip.ogg clip-60ms.ogg
