@@ -5,7 +5,9 @@
 //
 // The nodes are the real thing: node.New on a libp2p host (TCP on
 // 127.0.0.1, Noise, yamux, GossipSub, Kademlia), real Pion calls with ICE,
-// DTLS, SCTP and, with MediaFiles, the VP8 and Opus test clips. They run
+// DTLS, SCTP and, with MediaFiles, the VP8 and Opus test clips (by
+// default a microphone in 60-ms Opus packets, a third of a browser's: see
+// Config.AudioFile). They run
 // either all in this process (each on its own host, with node.LocalConfig)
 // or each in a child process (serendip node --local, driven through its
 // JSON API).
