@@ -47,8 +47,8 @@ func (s IVFSource) Run(ctx context.Context, w SampleWriter) error {
 
 // OggSource loops an Ogg Opus file forever as a microphone. It sends each Ogg
 // page as one Opus packet, so the file needs one packet per page (ffmpeg
-// -page_duration as long as a packet; CheckAudioFile tells), paced by the packet's own
-// duration. Every Run looks at the file again (see loopFile).
+// -page_duration as long as a packet; CheckAudioFile tells), paced by the
+// packet's own duration. Every Run looks at the file again (see loopFile).
 type OggSource struct{ Path string }
 
 // Run implements Source.
@@ -162,8 +162,9 @@ func streamFile(path string, p *pacer, w SampleWriter, open func(io.Reader) (fra
 // variable for the tests.)
 var maxSharedClip int64 = 8 << 20
 
-// clips holds the samples of the files read whole, by kind and path; an entry is
-// read again when its file's size or modification time changes. pion's
+// clips holds the samples of the files read whole, by kind and path; an
+// entry is read again when its file's size or modification time changes
+// (one entry per file ever played: a node plays one or two). pion's
 // payloaders copy a sample's data, so the samples are shared read-only.
 // (At 200 nodes with file media, parsing the Ogg clip again on every loop
 // was 1.9 % of the harness's CPU.)
