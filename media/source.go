@@ -74,64 +74,33 @@ func loopFile(ctx context.Context, path, kind string, w SampleWriter, open func(
 	if err != nil {
 		return err
 	}
-	p := pacer{ctx: ctx, timer: time.NewTimer(time.Hour), due: time.Now()}
-	defer p.timer.Stop()
-	if samples != nil {
-		for {
-			for _, smp := range samples {
-				if !p.wait() {
-					return nil
-				}
-				_ = w.WriteSample(smp)
-				p.due = p.due.Add(smp.Duration)
+	// pass starts one pass over the file.
+	pass := func() (frameReader, error) { return &sampleFrames{samples: samples}, nil }
+	if samples == nil {
+		f, err := os.Open(path) //nolint:gosec // the path is configuration
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadMedia, err)
+		}
+		defer func() { _ = f.Close() }()
+		// The readers read a page or frame header, then its body: buffered, a
+		// pass over a clip is a few reads instead of three system calls per
+		// Opus packet (at 200 nodes with file media, reading the clips was
+		// 3.7 % of the harness's CPU, 2.3 % in read system calls).
+		buf := bufio.NewReaderSize(f, fileBuffer)
+		pass = func() (frameReader, error) {
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return nil, err
 			}
+			buf.Reset(f)
+			return open(buf)
 		}
 	}
-	return streamFile(path, &p, w, open)
-}
 
-// pacer holds a source to its samples' schedule.
-type pacer struct {
-	ctx   context.Context
-	timer *time.Timer
-	due   time.Time // when the next sample is due
-}
-
-// wait sleeps until the next sample is due and reports whether to send it
-// (false: ctx is done). A source more than maxLag behind restarts its clock.
-func (p *pacer) wait() bool {
-	if wait := time.Until(p.due); wait > 0 {
-		p.timer.Reset(wait)
-		select {
-		case <-p.ctx.Done():
-			return false
-		case <-p.timer.C:
-		}
-	} else if -wait > maxLag {
-		p.due = time.Now()
-	}
-	return p.ctx.Err() == nil
-}
-
-// streamFile is loopFile for a file read as it plays.
-func streamFile(path string, p *pacer, w SampleWriter, open func(io.Reader) (frameReader, error)) error {
-	f, err := os.Open(path) //nolint:gosec // the path is configuration
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadMedia, err)
-	}
-	defer func() { _ = f.Close() }()
-
-	// The readers read a page or frame header, then its body: buffered, a
-	// pass over a clip is a few reads instead of three system calls per
-	// Opus packet (at 200 nodes with file media, reading the clips was
-	// 3.7 % of the harness's CPU, 2.3 % in read system calls).
-	buf := bufio.NewReaderSize(f, fileBuffer)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	due := time.Now()
 	for {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
-		}
-		buf.Reset(f)
-		frames, err := open(buf)
+		frames, err := pass()
 		if err != nil {
 			return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
 		}
@@ -144,17 +113,42 @@ func streamFile(path string, p *pacer, w SampleWriter, open func(io.Reader) (fra
 			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrBadMedia, path, err)
 			}
-			if !p.wait() {
+			if wait := time.Until(due); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-timer.C:
+				}
+			} else if -wait > maxLag {
+				due = time.Now()
+			}
+			if ctx.Err() != nil {
 				return nil
 			}
 			_ = w.WriteSample(pmedia.Sample{Data: data, Duration: dur})
-			p.due = p.due.Add(dur)
+			due = due.Add(dur)
 			sent++
 		}
 		if sent == 0 {
 			return fmt.Errorf("%w: %s: no frames", ErrBadMedia, path)
 		}
 	}
+}
+
+// sampleFrames is one pass over a clip read whole.
+type sampleFrames struct {
+	samples []pmedia.Sample
+	i       int
+}
+
+func (s *sampleFrames) next() ([]byte, time.Duration, error) {
+	if s.i == len(s.samples) {
+		return nil, 0, io.EOF
+	}
+	smp := s.samples[s.i]
+	s.i++
+	return smp.Data, smp.Duration, nil
 }
 
 // maxSharedClip is the largest file whose samples are kept in memory and
@@ -170,8 +164,10 @@ var maxSharedClip int64 = 8 << 20
 // was 1.9 % of the harness's CPU.)
 var clips = struct {
 	sync.Mutex
-	m map[string]clipEntry
-}{m: map[string]clipEntry{}}
+	m map[clipKey]clipEntry
+}{m: map[clipKey]clipEntry{}}
+
+type clipKey struct{ kind, path string }
 
 type clipEntry struct {
 	size    int64
@@ -193,7 +189,7 @@ func sharedClip(path, kind string, open func(io.Reader) (frameReader, error)) ([
 	}
 	clips.Lock()
 	defer clips.Unlock()
-	key := kind + "\x00" + path
+	key := clipKey{kind, path}
 	if e, ok := clips.m[key]; ok && e.size == fi.Size() && e.mod.Equal(fi.ModTime()) {
 		return e.samples, nil
 	}
